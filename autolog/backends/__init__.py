@@ -1,0 +1,71 @@
+"""Backends, chosen by URI. Built-in schemes plus the entry-point group ``autolog.backends``.
+
+An entry point named after a URI scheme points at a callable taking the URI and returning a ``Backend``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+from autolog.backends.base import Backend, Limits, RunNotFound
+
+__all__ = ["Backend", "Limits", "RunNotFound", "open_backend", "known_schemes"]
+
+# scheme -> "module:callable(uri) -> Backend"; imported only when used.
+BUILTIN: dict[str, str] = {
+    "sqlite": "autolog.backends.sqlite:SqliteBackend",
+    "memory": "autolog.backends.memory:open_memory",
+    "mlflow": "autolog.backends.mlflow:MlflowBackend",
+    "tensorboard": "autolog.backends.tensorboard:TensorBoardBackend",
+    "jsonl": "autolog.backends.jsonl:JsonlBackend",
+}
+
+
+def scheme_of(uri: str) -> str:
+    head = uri.split(":", 1)[0]
+    return head.split("+", 1)[0].lower()
+
+
+def _plugins() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group="autolog.backends")}
+
+
+def known_schemes() -> list[str]:
+    return sorted(set(BUILTIN) | set(_plugins()))
+
+
+def _load(target: str) -> Callable[[str], Backend]:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+
+def open_backend(spec: Any) -> Backend:
+    """A Backend from a URI, a list of URIs (fan-out), or a Backend instance (returned as is)."""
+    if isinstance(spec, Backend):
+        return spec
+    if isinstance(spec, (list, tuple)):
+        if len(spec) == 1:
+            return open_backend(spec[0])
+        from autolog.backends.fanout import FanoutBackend
+
+        return FanoutBackend([open_backend(s) for s in spec])
+    if not isinstance(spec, str) or ":" not in spec and spec != "mlflow":
+        raise ValueError(
+            f"autolog: backend {spec!r} is not a URI; known schemes: {', '.join(known_schemes())} "
+            "(e.g. sqlite:///autolog-runs/runs.db, memory:, mlflow+http://127.0.0.1:5000)"
+        )
+    scheme = scheme_of(spec)
+    plugin = _plugins().get(scheme)
+    if scheme in BUILTIN:
+        try:
+            factory = _load(BUILTIN[scheme])
+        except ImportError as exc:
+            raise ValueError(f"autolog: backend {spec!r} needs a package that is not installed: {exc}") from exc
+    elif plugin is not None:
+        factory = plugin.load()
+    else:
+        raise ValueError(f"autolog: unknown backend scheme {scheme!r} in {spec!r}; known: {', '.join(known_schemes())}")
+    return factory(spec)

@@ -1,0 +1,58 @@
+"""Model artifacts: a snapshot taken on the training thread, saved in the framework's format on the writer thread.
+
+A logged model is a directory ``model/`` in the run's artifacts holding the framework's own files plus
+``autolog-model.json`` (flavor, loader, metadata). ``load_model(run_id)`` reads that file and calls the loader.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from autolog.records import ModelArtifact
+
+META_FILE = "autolog-model.json"
+MODEL_PATH = "model"
+
+
+def model_artifact(
+    flavor: str,
+    obj: Any,
+    save: Callable[[Any, Path], None],
+    loader: str,
+    metadata: dict[str, Any] | None = None,
+    path: str = MODEL_PATH,
+) -> ModelArtifact:
+    """A ModelArtifact whose ``write`` calls ``save(obj, directory)`` and adds the metadata file.
+
+    ``obj`` must already be a snapshot (a copy, a state dict, serialised bytes): the user may change the live
+    model before the writer gets to it.
+    """
+    meta = {"flavor": flavor, "loader": loader, **(metadata or {})}
+
+    def write(target: Path) -> None:
+        target.mkdir(parents=True, exist_ok=True)
+        save(obj, target)
+        (target / META_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+
+    return ModelArtifact(path=path, write=write, flavor=flavor, obj=obj, loader=loader, metadata=meta)
+
+
+def load_from_dir(directory: Path) -> Any:
+    meta_path = directory / META_FILE
+    if not meta_path.exists():
+        raise FileNotFoundError(f"{directory} holds no autolog model ({META_FILE} is missing)")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    module, _, fn = meta["loader"].partition(":")
+    return getattr(importlib.import_module(module), fn)(directory)
+
+
+def load_model(run_id: str, path: str = MODEL_PATH) -> Any:
+    """The model logged in run ``run_id``, loaded with its framework."""
+    from autolog import session
+
+    local = session.backend().download_artifact(run_id, path)
+    return load_from_dir(Path(local))

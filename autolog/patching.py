@@ -1,0 +1,186 @@
+"""Patching: a registry that restores exactly, the call-time gate, and the training-call wrapper.
+
+Every wrapper follows one shape: gate -> firewall(start) -> the framework call, outside the firewall ->
+firewall(finish or fail). The framework call runs exactly once and returns its real result; the user's exceptions
+propagate as the same object.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import wrapt
+
+from autolog import _errors, session
+
+_MISSING = object()
+
+# Name of the outermost autologged training call running in this context, if any: inner calls stand down.
+_training: contextvars.ContextVar[str | None] = contextvars.ContextVar("autolog_training", default=None)
+_suppressed: contextvars.ContextVar[bool] = contextvars.ContextVar("autolog_suppressed", default=False)
+
+
+@dataclass
+class Patch:
+    integration: str
+    owner: Any
+    name: str
+    original: Any  # the raw attribute from owner.__dict__, or _MISSING when it was inherited
+    wrapper: Any
+
+    @property
+    def site(self) -> str:
+        return f"{self.integration}:{getattr(self.owner, '__qualname__', self.owner)}.{self.name}"
+
+
+class Registry:
+    """What was replaced, so ``revert`` puts back exactly the original object (or deletes an inherited one)."""
+
+    def __init__(self) -> None:
+        self._patches: dict[tuple[int, str], Patch] = {}
+        self._lock = threading.RLock()
+
+    def patch(self, integration: str, owner: Any, name: str, wrapper: Callable[..., Any]) -> Patch | None:
+        """Wrap ``owner.name`` with ``wrapper(wrapped, instance, args, kwargs)``. Idempotent per (owner, name)."""
+        with self._lock:
+            key = (id(owner), name)
+            if key in self._patches:
+                return self._patches[key]
+            original = owner.__dict__.get(name, _MISSING) if hasattr(owner, "__dict__") else _MISSING
+            target = original if original is not _MISSING else _inherited(owner, name)
+            if isinstance(target, wrapt.FunctionWrapper) and getattr(target, "_self_autolog", False):
+                return None  # already ours (a base class we patched): patching again would log twice
+            wrapped = wrapt.FunctionWrapper(target, wrapper)
+            wrapped._self_autolog = True
+            setattr(owner, name, wrapped)
+            patch = Patch(integration, owner, name, original, wrapped)
+            self._patches[key] = patch
+            return patch
+
+    def revert(self, integration: str | None = None) -> int:
+        """Undo the patches of one integration (all when None). Returns how many were undone."""
+        with self._lock:
+            undone = 0
+            for key, patch in list(self._patches.items()):
+                if integration is not None and patch.integration != integration:
+                    continue
+                if patch.original is _MISSING:
+                    if patch.owner.__dict__.get(patch.name) is patch.wrapper:
+                        delattr(patch.owner, patch.name)
+                else:
+                    setattr(patch.owner, patch.name, patch.original)
+                del self._patches[key]
+                undone += 1
+            return undone
+
+    def patches(self, integration: str | None = None) -> list[Patch]:
+        with self._lock:
+            return [p for p in self._patches.values() if integration in (None, p.integration)]
+
+
+def _inherited(owner: Any, name: str) -> Any:
+    for klass in getattr(owner, "__mro__", ())[1:]:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    return getattr(owner, name)
+
+
+registry = Registry()
+
+
+# -- gate -------------------------------------------------------------------------------------------------------
+def gate(integration: str) -> bool:
+    """Cheap call-time check: should this call be autologged?"""
+    return (
+        session.enabled()
+        and not _suppressed.get()
+        and _training.get() is None
+        and not session.options().disabled(integration)
+    )
+
+
+def in_training() -> str | None:
+    """The site of the autologged training call running now in this context, or None."""
+    return _training.get()
+
+
+@contextmanager
+def suppress() -> Iterator[None]:
+    """Nothing inside this block is autologged."""
+    token = _suppressed.set(True)
+    try:
+        yield
+    finally:
+        _suppressed.reset(token)
+
+
+@contextmanager
+def training(site: str) -> Iterator[None]:
+    """Mark a training call in progress (inner autologged calls stand down)."""
+    token = _training.set(site)
+    try:
+        yield
+    finally:
+        _training.reset(token)
+
+
+# -- the training-call wrapper ------------------------------------------------------------------------------
+class Call(Protocol):
+    """What an integration's ``start`` returns for one training call."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+    def finish(self, result: Any) -> None: ...
+
+    def fail(self, exc: BaseException) -> None: ...
+
+
+Start = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], "Call | None"]
+
+
+def training_wrapper(integration: str, site: str, start: Start) -> Callable[..., Any]:
+    """A wrapt wrapper for a training entry point.
+
+    ``start(wrapped, instance, args, kwargs)`` runs inside the firewall and returns a ``Call`` (with the arguments
+    to pass on, e.g. a copy of the callbacks list with ours added) or None to stand down. Our errors in ``start``,
+    ``finish`` or ``fail`` are swallowed by the firewall; the framework call itself runs outside it, once.
+    """
+
+    _errors.register_site(site)
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not gate(integration):
+            return wrapped(*args, **kwargs)
+        call = _errors.firewall(site, start, wrapped, instance, args, kwargs)
+        if call is None:
+            with training(site):
+                return wrapped(*args, **kwargs)
+        try:
+            with training(site):
+                result = wrapped(*call.args, **call.kwargs)
+        except BaseException as exc:
+            _errors.firewall(site, call.fail, exc)
+            raise
+        _errors.firewall(site, call.finish, result)
+        return result
+
+    return wrapper
+
+
+def hook(integration: str, site: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a callback body of ours (e.g. a framework callback method) in the firewall under ``site``."""
+    _errors.register_site(site)
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        return _errors.firewall(site, fn, *args, **kwargs)
+
+    guarded.__name__ = getattr(fn, "__name__", "hook")
+    guarded.__qualname__ = getattr(fn, "__qualname__", guarded.__name__)
+    guarded._autolog_site = site  # type: ignore[attr-defined]
+    return guarded

@@ -1,0 +1,185 @@
+"""Runs on the training side: the active run (a ``contextvars`` context), starting, joining and ending runs.
+
+A run's logging methods only append to the writer's queue. The active run is looked up in a context variable
+first, then in the process-wide "ambient" run that integrations without a clear end (plain PyTorch loops) use.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from autolog import session
+from autolog.records import FAILED, FINISHED, KILLED, Artifact, ModelArtifact, RunEnd, RunStart
+from autolog.writer import ARTIFACT, END, METRICS, PARAMS, START, TAGS
+
+_current: contextvars.ContextVar[ActiveRun | None] = contextvars.ContextVar("autolog_run", default=None)
+_ambient: ActiveRun | None = None
+_open: dict[str, ActiveRun] = {}  # runs started and not yet ended in this process: ended at exit
+_open_lock = threading.Lock()
+
+
+class ActiveRun:
+    """A run being logged. Logging methods are O(1) appends; nothing here does I/O."""
+
+    __slots__ = ("id", "experiment", "name", "parent_id", "user_started", "ended", "state", "_put", "_step")
+
+    def __init__(self, start: RunStart, user_started: bool) -> None:
+        self.id = start.run_id
+        self.experiment = start.experiment
+        self.name = start.name
+        self.parent_id = start.parent_id
+        self.user_started = user_started
+        self.ended = False
+        self.state: dict[str, Any] = {}  # integrations keep per-run state here (e.g. a step offset)
+        self._put = session.writer().put
+        self._step = 0
+
+    def log_metrics(self, metrics: Mapping[Any, Any], step: int | None = None) -> None:
+        if step is None:
+            step = self._step
+            self._step += 1
+        values = dict(metrics)
+        for value in values.values():
+            if type(value) is not float and type(value) is not int:
+                values = _detached(values)
+                break
+        self._put((METRICS, self.id, step, time.time(), values))
+
+    def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
+        self.log_metrics({key: value}, step)
+
+    def log_params(self, params: Mapping[Any, Any]) -> None:
+        if params:
+            self._put((PARAMS, self.id, dict(params)))
+
+    def set_tags(self, tags: Mapping[Any, Any]) -> None:
+        if tags:
+            self._put((TAGS, self.id, dict(tags)))
+
+    def log_artifact(self, artifact: Artifact) -> None:
+        self._put((ARTIFACT, self.id, artifact))
+
+    def log_model(self, model: ModelArtifact) -> None:
+        self.log_artifact(model)
+
+    def end(self, status: str = FINISHED) -> None:
+        global _ambient
+        if self.ended:
+            return
+        self.ended = True
+        with _open_lock:
+            _open.pop(self.id, None)
+        if _ambient is self:
+            _ambient = None
+        self._put((END, RunEnd(self.id, status, time.time())))
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun {self.id} {self.name!r} experiment={self.experiment!r}>"
+
+
+def _detached(values: dict[Any, Any]) -> dict[Any, Any]:
+    """Tensors are detached here (no device sync) so the autograd graph is freed; the writer reads them."""
+    out = {}
+    for key, value in values.items():
+        detach = getattr(value, "detach", None)
+        out[key] = detach() if callable(detach) else value
+    return out
+
+
+def active_run() -> ActiveRun | None:
+    run = _current.get()
+    if run is not None and not run.ended:
+        return run
+    return _ambient if _ambient is not None and not _ambient.ended else None
+
+
+def new_run(
+    name: str | None = None,
+    *,
+    experiment: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    parent: ActiveRun | None = None,
+    user_started: bool = False,
+) -> ActiveRun:
+    """Create a run and queue its start. It is not made active: see ``activate`` and ``start_run``."""
+    opts = session.options()
+    run_id = uuid.uuid4().hex
+    all_tags = {**opts.tags, **(tags or {})}
+    start = RunStart(
+        run_id=run_id,
+        experiment=experiment or (parent.experiment if parent else None) or opts.experiment,
+        name=name or f"run-{run_id[:8]}",
+        start_time=time.time(),
+        parent_id=parent.id if parent is not None else None,
+        tags=all_tags,
+    )
+    run = ActiveRun(start, user_started)
+    with _open_lock:
+        _open[run_id] = run
+    session.writer().put((START, start))
+    return run
+
+
+def activate(run: ActiveRun) -> contextvars.Token[ActiveRun | None]:
+    return _current.set(run)
+
+
+def deactivate(token: contextvars.Token[ActiveRun | None]) -> None:
+    try:
+        _current.reset(token)
+    except ValueError:  # reset from another context (a framework moved threads): clear instead
+        _current.set(None)
+
+
+def set_ambient(run: ActiveRun | None) -> None:
+    global _ambient
+    _ambient = run
+
+
+def status_for(exc: BaseException | None) -> str:
+    if exc is None:
+        return FINISHED
+    return KILLED if isinstance(exc, KeyboardInterrupt) else FAILED
+
+
+@contextmanager
+def start_run(
+    name: str | None = None, *, experiment: str | None = None, tags: Mapping[str, Any] | None = None
+) -> Iterator[ActiveRun]:
+    """Open a run for the block; autologging inside joins it and never ends it.
+
+    Nested ``start_run`` blocks create child runs of the enclosing one.
+    """
+    run = new_run(name, experiment=experiment, tags=tags, parent=active_run(), user_started=True)
+    token = activate(run)
+    try:
+        yield run
+    except BaseException as exc:
+        run.end(status_for(exc))
+        raise
+    finally:
+        deactivate(token)
+    run.end(FINISHED)
+
+
+def end_open_runs(status: str) -> int:
+    """End every run still open in this process (at exit). Returns how many."""
+    with _open_lock:
+        runs = list(_open.values())
+    for run in runs:
+        run.end(status)
+    return len(runs)
+
+
+def after_fork_in_child() -> None:
+    """A forked child (e.g. a DataLoader worker) owns none of the parent's runs."""
+    global _ambient
+    with _open_lock:
+        _open.clear()
+    _ambient = None

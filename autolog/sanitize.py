@@ -1,0 +1,94 @@
+"""Input hygiene, applied on the writer thread: metric values to floats, keys a backend accepts, params to text.
+
+Every conversion that changes what the user gave is warned (naming the key); every value refused is warned and
+counted as a drop. Nothing here raises into training.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from autolog import _errors
+
+# Exact types that need no conversion; bool is numeric (0/1) on purpose.
+_FLOAT_TYPES = (float, int, bool)
+
+
+def to_float(key: str, value: Any) -> float | None:
+    """A metric value as a float, or None when it is not a number (the caller counts the drop).
+
+    Accepts Python numbers, numpy scalars and 0-d / 1-element arrays and tensors (read here, on the writer thread).
+    NaN and inf are kept as such.
+    """
+    if type(value) in _FLOAT_TYPES:
+        return float(value)
+    try:
+        if value is None or isinstance(value, (str, bytes, dict, list, tuple)):
+            raise TypeError(type(value).__name__)
+        item = getattr(value, "item", None)  # numpy scalars and arrays, torch tensors (detached by the logger)
+        if callable(item):
+            return float(item())
+        to_numpy = getattr(value, "numpy", None)  # TensorFlow eager tensors
+        if callable(to_numpy):
+            return float(to_numpy())
+        return float(value)
+    except Exception:  # noqa: BLE001 - anything that is not one number is refused, with a warning
+        _errors.warn(
+            f"autolog: metric {key!r} has a value that is not a number: {_short_repr(value)} "
+            f"(type {type(value).__name__}); not logged",
+            once_key=f"nonnumeric:{key}:{type(value).__name__}",
+        )
+        return None
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = safe_repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def safe_repr(value: Any) -> str:
+    """``str(value)`` for params, never raising (a broken ``__repr__``/``__str__`` gives a placeholder)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001
+        try:
+            return repr(value)
+        except Exception:  # noqa: BLE001
+            return f"<unrepresentable {type(value).__module__}.{type(value).__qualname__}>"
+
+
+def key_text(key: Any) -> str:
+    """Metric/param keys must be strings: anything else is converted, with a warning naming both."""
+    if type(key) is str:
+        return key
+    text = safe_repr(key)
+    _errors.warn(f"autolog: key {key!r} is not a string; logged as {text!r}", once_key=f"keytype:{text}")
+    return text
+
+
+class KeySanitizer:
+    """Rewrites keys a backend would refuse; warns once per key with the old and the new name."""
+
+    def __init__(self, forbidden: str | None, max_length: int | None) -> None:
+        self._pattern = re.compile(forbidden) if forbidden else None
+        self._max = max_length
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, key: str) -> str:
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        new = key
+        if self._pattern is not None:
+            new = self._pattern.sub("_", new)
+        if not new:
+            new = "_"
+        if self._max is not None and len(new) > self._max:
+            new = new[: self._max]
+        if new != key:
+            _errors.warn(f"autolog: key {key!r} is not accepted by the backend; logged as {new!r}")
+        self._cache[key] = new
+        return new

@@ -1,0 +1,341 @@
+"""The one writer thread per process: a bounded in-memory queue drained in batches into the backend.
+
+Training thread (``put``): append a plain tuple to a ``collections.deque`` (atomic under the GIL), wake the writer
+only when a batch is full. No I/O, no locks on the common path.
+
+Writer thread: wakes every ``flush_interval`` seconds or when a batch is full; pops up to ``batch_size`` records;
+converts and sanitises them (values to float, keys the backend accepts); groups them per run in logged order; splits
+to the backend's limits; writes; retries failures with back-off. A batch that still fails is handed to
+``on_failure`` (dropped and counted by default; the spool keeps it when there is one).
+
+Full queue policy (``queue_full``): ``block`` (default) waits up to ``queue_full_timeout`` seconds for the writer to
+make room, then drops the record; ``drop`` drops at once. Every drop is counted by reason and reported.
+
+Flush: a marker record goes through the queue; its event is set once everything before it has been handled, so
+``flush(timeout)`` waits for exactly what was logged before it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from autolog import _errors, sanitize
+from autolog.backends.base import Backend, Limits
+from autolog.tags import process_tags
+from autolog.records import Artifact, Batch, Metric, RunEnd, RunRecords, RunStart
+
+# Record kinds: the first item of every queued tuple.
+METRICS = "m"  # (METRICS, run_id, step, timestamp, {key: value})
+PARAMS = "p"  # (PARAMS, run_id, {key: str})
+TAGS = "t"  # (TAGS, run_id, {key: str})
+START = "s"  # (START, RunStart)
+END = "e"  # (END, RunEnd)
+ARTIFACT = "a"  # (ARTIFACT, run_id, Artifact)
+MARKER = "f"  # (MARKER, threading.Event)
+
+Record = tuple[Any, ...]
+
+
+class Writer:
+    def __init__(
+        self,
+        backend: Callable[[], Backend],
+        *,
+        batch_size: int = 2000,
+        flush_interval: float = 1.0,
+        max_queue: int = 1_000_000,
+        queue_full: str = "block",
+        queue_full_timeout: float = 5.0,
+        max_retries: int = 5,
+        sync: bool = False,
+    ) -> None:
+        self._backend_factory = backend
+        self._backend: Backend | None = None
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.max_queue = max_queue
+        self.queue_full = queue_full
+        self.queue_full_timeout = queue_full_timeout
+        self.max_retries = max_retries
+        self.sync = sync
+        self.on_failure: Callable[[Batch, BaseException], None] = self._drop_failed
+        self._fresh_state()
+
+    def _fresh_state(self) -> None:
+        self._queue: deque[Record] = deque()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._export_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._wake_pending = False
+        self._pid = os.getpid()
+        self.counters: Counter[str] = Counter()
+        self._sanitizer: sanitize.KeySanitizer | None = None
+
+    # -- training thread --------------------------------------------------------------------------------------
+    def put(self, record: Record) -> None:
+        """Queue one record. O(1), no I/O; may wait only under the ``block`` policy with a full queue."""
+        queue = self._queue
+        if len(queue) >= self.max_queue and not self._make_room(record):
+            return
+        queue.append(record)
+        if self.sync:
+            self.drain()
+        elif len(queue) >= self.batch_size and not self._wake_pending:
+            self._wake_pending = True
+            self._wake.set()
+        if self._thread is None and not self.sync:
+            self._start()
+
+    def _make_room(self, record: Record) -> bool:
+        if self.queue_full == "block":
+            self._wake.set()
+            deadline = time.monotonic() + self.queue_full_timeout
+            while len(self._queue) >= self.max_queue and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            if len(self._queue) < self.max_queue:
+                return True
+        self._count_drop("queue_full", _record_size(record))
+        _errors.warn(
+            f"autolog: the writer queue is full ({self.max_queue} records; policy {self.queue_full!r}); "
+            "records are being dropped and counted. Raise AUTOLOG_MAX_QUEUE or check the backend.",
+            once_key="queue_full",
+        )
+        return False
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued before this call has been handled. False if ``timeout`` ran out."""
+        if self.sync:
+            self.drain()
+            return True
+        if self._thread is None and not self._queue:
+            return True
+        done = threading.Event()
+        self._queue.append((MARKER, done))
+        self._wake.set()
+        if self._thread is None:
+            self._start()
+        return done.wait(timeout)
+
+    def pending(self) -> int:
+        return sum(1 for r in list(self._queue) if r[0] != MARKER)
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                thread = threading.Thread(target=self._loop, name="autolog-writer", daemon=True)
+                thread.start()
+                self._thread = thread
+
+    def after_fork_in_child(self) -> None:
+        """A forked child starts with an empty queue and no thread: the parent's records are the parent's."""
+        self._fresh_state()
+        if self._backend is not None:
+            self._backend.after_fork()
+
+    def stop(self, timeout: float) -> bool:
+        """Flush within ``timeout`` and stop the thread. Never waits longer than ``timeout``."""
+        ok = self.flush(timeout)
+        self._stop.set()
+        self._wake.set()
+        return ok
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = self._backend_factory()
+        return self._backend
+
+    # -- writer thread ----------------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            self._wake_pending = False
+            try:
+                self.drain()
+            except Exception as exc:  # noqa: BLE001 - the writer thread must survive anything
+                _errors.warn(f"autolog: writer error: {exc!r}", once_key="writer-loop")
+                self.counters["writer_errors"] += 1
+
+    def drain(self) -> None:
+        """Write everything queued now, ``batch_size`` records at a time."""
+        with self._export_lock:
+            while self._queue:
+                chunk, markers = self._pop_chunk()
+                self.counters["queued"] += len(chunk)
+                if chunk:
+                    self._write(self._build(chunk))
+                for marker in markers:
+                    marker.set()
+
+    def _pop_chunk(self) -> tuple[list[Record], list[threading.Event]]:
+        chunk: list[Record] = []
+        markers: list[threading.Event] = []
+        pop = self._queue.popleft
+        while self._queue and len(chunk) < self.batch_size:
+            record = pop()
+            if record[0] == MARKER:
+                markers.append(record[1])
+                break  # write what came before the marker, then release it
+            chunk.append(record)
+        return chunk, markers
+
+    def _keys(self) -> sanitize.KeySanitizer:
+        if self._sanitizer is None:
+            limits = self.backend.limits
+            self._sanitizer = sanitize.KeySanitizer(limits.forbidden_key_chars, limits.max_key_length)
+        return self._sanitizer
+
+    def _build(self, chunk: Iterable[Record]) -> Batch:
+        runs: dict[str, RunRecords] = {}
+        clean = self._keys()
+        limits = self.backend.limits
+        for record in chunk:
+            kind = record[0]
+            if kind == METRICS:
+                _, run_id, step, ts, values = record
+                rr = runs.get(run_id) or runs.setdefault(run_id, RunRecords(run_id))
+                self._add_metrics(rr, values, step, ts, clean)
+            elif kind == START:
+                start: RunStart = record[1]
+                rr = runs.setdefault(start.run_id, RunRecords(start.run_id))
+                merged = {**process_tags(), **start.tags}  # host, pid, git commit: read here, not in training
+                start.tags = self._texts(merged, clean, limits.max_tag_value_length, "tag")
+                rr.start = start
+            elif kind == PARAMS:
+                rr = runs.setdefault(record[1], RunRecords(record[1]))
+                rr.params.update(self._params(rr, record[2], clean, limits))
+            elif kind == TAGS:
+                rr = runs.setdefault(record[1], RunRecords(record[1]))
+                rr.tags.update(self._texts(record[2], clean, limits.max_tag_value_length, "tag"))
+            elif kind == ARTIFACT:
+                runs.setdefault(record[1], RunRecords(record[1])).artifacts.append(record[2])
+            elif kind == END:
+                end: RunEnd = record[1]
+                runs.setdefault(end.run_id, RunRecords(end.run_id)).end = end
+        return list(runs.values())
+
+    def _add_metrics(
+        self, rr: RunRecords, values: dict[Any, Any], step: int, ts: float, clean: sanitize.KeySanitizer
+    ) -> None:
+        append = rr.metrics.append
+        for key, value in values.items():
+            key = clean(key if type(key) is str else sanitize.key_text(key))
+            number = value if type(value) is float else sanitize.to_float(key, value)
+            if number is None:
+                self.counters["dropped.non_numeric"] += 1
+                continue
+            append(Metric(key, number, step, ts))
+
+    def _texts(
+        self, values: dict[Any, Any], clean: sanitize.KeySanitizer, max_len: int | None, what: str
+    ) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key, value in values.items():
+            key = clean(sanitize.key_text(key))
+            text = sanitize.safe_repr(value)
+            if max_len is not None and len(text) > max_len:
+                _errors.warn(f"autolog: {what} {key!r} is longer than the backend's {max_len} characters; truncated")
+                text = text[:max_len]
+            out[key] = text
+        return out
+
+    def _params(
+        self, rr: RunRecords, values: dict[Any, Any], clean: sanitize.KeySanitizer, limits: Limits
+    ) -> dict[str, str]:
+        out = self._texts(values, clean, None, "param")
+        max_len = limits.max_param_value_length
+        if max_len is None:
+            return out
+        for key, text in out.items():
+            if len(text) > max_len:
+                _errors.warn(
+                    f"autolog: param {key!r} is {len(text)} characters, over the backend's {max_len}; truncated, "
+                    f"full value kept as artifact params/{key}.txt"
+                )
+                rr.artifacts.append(Artifact(f"params/{key}.txt", _text_writer(text)))
+                out[key] = text[:max_len]
+        return out
+
+    def _write(self, batch: Batch) -> None:
+        backend = self.backend
+        for part in split(batch, backend.limits):
+            self._write_with_retry(backend, part)
+
+    def _write_with_retry(self, backend: Backend, batch: Batch) -> None:
+        delay = 0.05
+        for attempt in range(self.max_retries + 1):
+            try:
+                backend.write(batch)
+                self.counters["written"] += sum(r.size() for r in batch)
+                return
+            except Exception as exc:  # noqa: BLE001 - any backend failure is retried, then handed on
+                if attempt == self.max_retries or self._stop.is_set():
+                    self.on_failure(batch, exc)
+                    return
+                self.counters["retried"] += 1
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _drop_failed(self, batch: Batch, exc: BaseException) -> None:
+        self._count_drop("backend_error", sum(r.size() for r in batch))
+        _errors.warn(
+            f"autolog: the backend failed after {self.max_retries} retries ({exc!r}); records dropped and counted",
+            once_key=f"backend-error:{type(exc).__name__}",
+        )
+
+    def _count_drop(self, reason: str, n: int = 1) -> None:
+        self.counters[f"dropped.{reason}"] += n
+
+    def dropped(self) -> dict[str, int]:
+        return {k.split(".", 1)[1]: v for k, v in self.counters.items() if k.startswith("dropped.") and v}
+
+
+def _text_writer(text: str) -> Callable[[Any], None]:
+    def write(target: Any) -> None:
+        target.write_text(text, encoding="utf-8")
+
+    return write
+
+
+def _record_size(record: Record) -> int:
+    return len(record[4]) if record[0] == METRICS else 1
+
+
+def split(batch: Batch, limits: Limits) -> list[Batch]:
+    """Split a batch so that no write exceeds the backend's declared limits. Per-run order is kept."""
+    cap = limits.max_records_per_write
+    if cap is None and limits.max_params_per_write is None and limits.max_tags_per_write is None:
+        return [batch]
+    parts: list[Batch] = []
+    for rr in batch:
+        parts.extend([p] for p in _split_run(rr, limits))
+    return parts
+
+
+def _split_run(rr: RunRecords, limits: Limits) -> list[RunRecords]:
+    cap = limits.max_records_per_write or 1 << 62
+    pcap = min(limits.max_params_per_write or cap, cap)
+    tcap = min(limits.max_tags_per_write or cap, cap)
+    pieces: list[RunRecords] = []
+    params, tags = list(rr.params.items()), list(rr.tags.items())
+    for i in range(0, len(params), pcap):
+        pieces.append(RunRecords(rr.run_id, params=dict(params[i : i + pcap])))
+    for i in range(0, len(tags), tcap):
+        pieces.append(RunRecords(rr.run_id, tags=dict(tags[i : i + tcap])))
+    for i in range(0, len(rr.metrics), cap):
+        pieces.append(RunRecords(rr.run_id, metrics=rr.metrics[i : i + cap]))
+    if not pieces:
+        pieces.append(RunRecords(rr.run_id))
+    pieces[0].start = rr.start
+    pieces[-1].artifacts = rr.artifacts
+    pieces[-1].end = rr.end
+    return pieces
