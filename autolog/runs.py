@@ -22,12 +22,14 @@ _current: contextvars.ContextVar[ActiveRun | None] = contextvars.ContextVar("aut
 _ambient: ActiveRun | None = None
 _open: dict[str, ActiveRun] = {}  # runs started and not yet ended in this process: ended at exit
 _open_lock = threading.Lock()
+_PLAIN = frozenset((float, int))
+_now = time.time
 
 
 class ActiveRun:
     """A run being logged. Logging methods are O(1) appends; nothing here does I/O."""
 
-    __slots__ = ("id", "experiment", "name", "parent_id", "user_started", "ended", "state", "_put", "_step")
+    __slots__ = ("id", "experiment", "name", "parent_id", "user_started", "ended", "state", "_writer", "_step")
 
     def __init__(self, start: RunStart, user_started: bool) -> None:
         self.id = start.run_id
@@ -37,7 +39,7 @@ class ActiveRun:
         self.user_started = user_started
         self.ended = False
         self.state: dict[str, Any] = {}  # integrations keep per-run state here (e.g. a step offset)
-        self._put = session.writer().put
+        self._writer = session.writer()  # its ``put`` is looked up per call: a forked child gets a fresh one
         self._step = 0
 
     def log_metrics(self, metrics: Mapping[Any, Any], step: int | None = None) -> None:
@@ -46,24 +48,24 @@ class ActiveRun:
             self._step += 1
         values = dict(metrics)
         for value in values.values():
-            if type(value) is not float and type(value) is not int:
+            if type(value) not in _PLAIN:
                 values = _detached(values)
                 break
-        self._put((METRICS, self.id, step, time.time(), values))
+        self._writer.put((METRICS, self.id, step, _now(), values))
 
     def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
         self.log_metrics({key: value}, step)
 
     def log_params(self, params: Mapping[Any, Any]) -> None:
         if params:
-            self._put((PARAMS, self.id, dict(params)))
+            self._writer.put((PARAMS, self.id, dict(params)))
 
     def set_tags(self, tags: Mapping[Any, Any]) -> None:
         if tags:
-            self._put((TAGS, self.id, dict(tags)))
+            self._writer.put((TAGS, self.id, dict(tags)))
 
     def log_artifact(self, artifact: Artifact) -> None:
-        self._put((ARTIFACT, self.id, artifact))
+        self._writer.put((ARTIFACT, self.id, artifact))
 
     def log_model(self, model: ModelArtifact) -> None:
         self.log_artifact(model)
@@ -77,7 +79,7 @@ class ActiveRun:
             _open.pop(self.id, None)
         if _ambient is self:
             _ambient = None
-        self._put((END, RunEnd(self.id, status, time.time())))
+        self._writer.put((END, RunEnd(self.id, status, time.time())))
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.id} {self.name!r} experiment={self.experiment!r}>"

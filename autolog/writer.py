@@ -39,6 +39,7 @@ ARTIFACT = "a"  # (ARTIFACT, run_id, Artifact)
 MARKER = "f"  # (MARKER, threading.Event)
 
 Record = tuple[Any, ...]
+_new_metric = tuple.__new__  # Metric(...) through NamedTuple.__new__ costs a Python-level call per metric
 
 
 class Writer:
@@ -67,31 +68,64 @@ class Writer:
         self._fresh_state()
 
     def _fresh_state(self) -> None:
-        self._queue: deque[Record] = deque()
+        if hasattr(self, "_queue"):
+            self._queue.clear()  # in place: puts bound before a fork keep appending to the live queue
+        else:
+            self._queue: deque[Record] = deque()
+        self._wake_pending = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._export_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._wake_pending = False
         self._pid = os.getpid()
         self.counters: Counter[str] = Counter()
         self._sanitizer: sanitize.KeySanitizer | None = None
+        self.put: Callable[[Record], None] = self._make_put() if self.sync else self._put_first
 
     # -- training thread --------------------------------------------------------------------------------------
-    def put(self, record: Record) -> None:
-        """Queue one record. O(1), no I/O; may wait only under the ``block`` policy with a full queue."""
+    def _make_put(self) -> Callable[[Record], None]:
+        """Build ``put``: a closure over local references, since attribute lookups are most of its cost.
+
+        O(1), no I/O; it waits only under the ``block`` policy with a full queue. The deque is never replaced
+        (after fork it is cleared in place), so a ``put`` bound earlier stays valid.
+        """
         queue = self._queue
-        if len(queue) >= self.max_queue and not self._make_room(record):
-            return
-        queue.append(record)
+        append = queue.append
+        max_queue, batch_size = self.max_queue, self.batch_size
+
         if self.sync:
-            self.drain()
-        elif len(queue) >= self.batch_size and not self._wake_pending:
+
+            def put_sync(record: Record) -> None:
+                if len(queue) >= max_queue and not self._make_room(record):
+                    return
+                append(record)
+                self.drain()
+
+            return put_sync
+
+        def put(record: Record) -> None:
+            if len(queue) < batch_size:  # the common case: one comparison and an append
+                append(record)
+            else:
+                self._put_crowded(record)
+
+        return put
+
+    def _put_crowded(self, record: Record) -> None:
+        """A batch is waiting: wake the writer (once), and apply the full-queue policy when needed."""
+        if len(self._queue) >= self.max_queue and not self._make_room(record):
+            return
+        self._queue.append(record)
+        if not self._wake_pending:
             self._wake_pending = True
             self._wake.set()
-        if self._thread is None and not self.sync:
-            self._start()
+
+    def _put_first(self, record: Record) -> None:
+        """The first put of a process (and of a forked child) starts the writer thread, then steps aside."""
+        self._start()
+        self.put = self._make_put()
+        self.put(record)
 
     def _make_room(self, record: Record) -> bool:
         if self.queue_full == "block":
@@ -188,9 +222,12 @@ class Writer:
             chunk.append(record)
         return chunk, markers
 
-    def _keys(self) -> sanitize.KeySanitizer:
+    def _keys(self) -> sanitize.KeySanitizer | None:
+        """The backend's key sanitiser, or None when it accepts every key (no per-key call then)."""
+        limits = self.backend.limits
+        if limits.forbidden_key_chars is None and limits.max_key_length is None:
+            return None
         if self._sanitizer is None:
-            limits = self.backend.limits
             self._sanitizer = sanitize.KeySanitizer(limits.forbidden_key_chars, limits.max_key_length)
         return self._sanitizer
 
@@ -224,23 +261,30 @@ class Writer:
         return list(runs.values())
 
     def _add_metrics(
-        self, rr: RunRecords, values: dict[Any, Any], step: int, ts: float, clean: sanitize.KeySanitizer
+        self, rr: RunRecords, values: dict[Any, Any], step: int, ts: float, clean: sanitize.KeySanitizer | None
     ) -> None:
         append = rr.metrics.append
+        new = _new_metric
         for key, value in values.items():
-            key = clean(key if type(key) is str else sanitize.key_text(key))
-            number = value if type(value) is float else sanitize.to_float(key, value)
-            if number is None:
-                self.counters["dropped.non_numeric"] += 1
-                continue
-            append(Metric(key, number, step, ts))
+            if type(key) is not str:
+                key = sanitize.key_text(key)
+            if clean is not None:
+                key = clean(key)
+            if type(value) is not float:
+                value = sanitize.to_float(key, value)
+                if value is None:
+                    self.counters["dropped.non_numeric"] += 1
+                    continue
+            append(new(Metric, (key, value, step, ts)))
 
     def _texts(
-        self, values: dict[Any, Any], clean: sanitize.KeySanitizer, max_len: int | None, what: str
+        self, values: dict[Any, Any], clean: sanitize.KeySanitizer | None, max_len: int | None, what: str
     ) -> dict[str, str]:
         out: dict[str, str] = {}
         for key, value in values.items():
-            key = clean(sanitize.key_text(key))
+            key = sanitize.key_text(key)
+            if clean is not None:
+                key = clean(key)
             text = sanitize.safe_repr(value)
             if max_len is not None and len(text) > max_len:
                 _errors.warn(f"autolog: {what} {key!r} is longer than the backend's {max_len} characters; truncated")
@@ -249,7 +293,7 @@ class Writer:
         return out
 
     def _params(
-        self, rr: RunRecords, values: dict[Any, Any], clean: sanitize.KeySanitizer, limits: Limits
+        self, rr: RunRecords, values: dict[Any, Any], clean: sanitize.KeySanitizer | None, limits: Limits
     ) -> dict[str, str]:
         out = self._texts(values, clean, None, "param")
         max_len = limits.max_param_value_length
