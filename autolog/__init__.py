@@ -13,6 +13,7 @@ from typing import Any
 
 from autolog import integrations, patching, runs, session
 from autolog import options as _options
+from autolog import tags as _tags
 from autolog._errors import AutologWarning
 from autolog.models import load_model
 from autolog.records import Run
@@ -74,6 +75,7 @@ def enable(
     )
     opts = _options.resolve({k: v for k, v in given.items() if v is not None})
     session.configure(opts)
+    _tags.remember_script()
     session.set_enabled(True)
     integrations.install(opts)
 

@@ -24,6 +24,7 @@ def model_artifact(
     save: Callable[[Any, Path], None],
     loader: str,
     metadata: dict[str, Any] | None = None,
+    *,
     path: str = MODEL_PATH,
 ) -> ModelArtifact:
     """A ModelArtifact whose ``write`` calls ``save(obj, directory)`` and adds the metadata file.

@@ -75,7 +75,9 @@ def _names(name: str, value: Any) -> frozenset[str]:
     try:
         return frozenset(str(v).strip() for v in value if str(v).strip())
     except TypeError:
-        raise ValueError(f"autolog option {name!r}: expected a list of integration names or '*', got {value!r}") from None
+        raise ValueError(
+            f"autolog option {name!r}: expected a list of integration names or '*', got {value!r}"
+        ) from None
 
 
 def _tags(name: str, value: Any) -> dict[str, str]:
@@ -166,7 +168,9 @@ def resolve(kwargs: Mapping[str, Any], environ: Mapping[str, str] | None = None)
     environ = os.environ if environ is None else environ
     unknown = sorted(set(kwargs) - set(SPECS))
     if unknown:
-        raise ValueError(f"autolog: unknown option(s) {', '.join(map(repr, unknown))}; known options: {', '.join(SPECS)}")
+        raise ValueError(
+            f"autolog: unknown option(s) {', '.join(map(repr, unknown))}; known options: {', '.join(SPECS)}"
+        )
     values: dict[str, Any] = {}
     for name, spec in SPECS.items():
         if name in kwargs and kwargs[name] is not None:

@@ -55,8 +55,8 @@ class Registry:
             target = original if original is not _MISSING else _inherited(owner, name)
             if isinstance(target, wrapt.FunctionWrapper) and getattr(target, "_self_autolog", False):
                 return None  # already ours (a base class we patched): patching again would log twice
-            wrapped = wrapt.FunctionWrapper(target, wrapper)
-            wrapped._self_autolog = True
+            wrapped = wrapt.FunctionWrapper(target, wrapper)  # type: ignore[arg-type]
+            wrapped._self_autolog = True  # type: ignore[attr-defined]
             setattr(owner, name, wrapped)
             patch = Patch(integration, owner, name, original, wrapped)
             self._patches[key] = patch

@@ -29,7 +29,7 @@ _now = time.time
 class ActiveRun:
     """A run being logged. Logging methods are O(1) appends; nothing here does I/O."""
 
-    __slots__ = ("id", "experiment", "name", "parent_id", "user_started", "ended", "state", "_writer", "_step")
+    __slots__ = ("_step", "_writer", "ended", "experiment", "id", "name", "parent_id", "state", "user_started")
 
     def __init__(self, start: RunStart, user_started: bool) -> None:
         self.id = start.run_id

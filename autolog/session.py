@@ -12,7 +12,8 @@ import sys
 import threading
 from typing import Any
 
-from autolog import _errors, options as _options
+from autolog import _errors
+from autolog import options as _options
 from autolog.backends import open_backend
 from autolog.backends.base import Backend
 from autolog.records import FAILED, FINISHED
@@ -47,8 +48,16 @@ def configure(opts: _options.Options) -> None:
 
 def _writer_settings(opts: _options.Options) -> tuple[Any, ...]:
     backend = opts.backend if not isinstance(opts.backend, list) else tuple(opts.backend)
-    return (id(backend) if isinstance(backend, Backend) else backend, opts.batch_size, opts.flush_interval,
-            opts.max_queue, opts.queue_full, opts.queue_full_timeout, opts.max_retries, opts.sync)
+    return (
+        id(backend) if isinstance(backend, Backend) else backend,
+        opts.batch_size,
+        opts.flush_interval,
+        opts.max_queue,
+        opts.queue_full,
+        opts.queue_full_timeout,
+        opts.max_retries,
+        opts.sync,
+    )
 
 
 def set_enabled(value: bool) -> None:

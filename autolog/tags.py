@@ -37,10 +37,29 @@ def _process_tags(pid: int) -> tuple[tuple[str, str], ...]:
     return tuple(tags.items())
 
 
+_script_override: Path | None = None
+
+
+def set_script(path: Path) -> None:
+    """``autolog run SCRIPT`` runs the script under its own module: name it as the run's script."""
+    global _script_override
+    _script_override = path.resolve()
+    _process_tags.cache_clear()
+
+
+def remember_script() -> None:
+    """Note the running script now: CPython removes ``__main__.__file__`` once the script ends (before atexit)."""
+    global _script_override
+    if _script_override is None:
+        path = getattr(sys.modules.get("__main__"), "__file__", None)
+        if path:
+            _script_override = Path(path).resolve()
+
+
 def _script() -> Path | None:
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    return Path(path).resolve() if path else None
+    if _script_override is None:
+        remember_script()
+    return _script_override
 
 
 def git_commit(start: Path) -> str | None:

@@ -26,8 +26,8 @@ from typing import Any
 
 from autolog import _errors, sanitize
 from autolog.backends.base import Backend, Limits
-from autolog.tags import process_tags
 from autolog.records import Artifact, Batch, Metric, RunEnd, RunRecords, RunStart
+from autolog.tags import process_tags
 
 # Record kinds: the first item of every queued tuple.
 METRICS = "m"  # (METRICS, run_id, step, timestamp, {key: value})
@@ -104,8 +104,10 @@ class Writer:
 
             return put_sync
 
+        crowded = min(batch_size, max_queue)
+
         def put(record: Record) -> None:
-            if len(queue) < batch_size:  # the common case: one comparison and an append
+            if len(queue) < crowded:  # the common case: one comparison and an append
                 append(record)
             else:
                 self._put_crowded(record)

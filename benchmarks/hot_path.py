@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import autolog  # noqa: E402
+import autolog
 
 
 def per_call_cost(log: Callable[..., None], calls: int, block: int = 1000, drain: bool = True) -> float:

@@ -12,7 +12,7 @@ from typing import Any
 
 from autolog.backends.base import Backend, Limits, RunNotFound
 
-__all__ = ["Backend", "Limits", "RunNotFound", "open_backend", "known_schemes"]
+__all__ = ["Backend", "Limits", "RunNotFound", "known_schemes", "open_backend"]
 
 # scheme -> "module:callable(uri) -> Backend"; imported only when used.
 BUILTIN: dict[str, str] = {
@@ -52,7 +52,7 @@ def open_backend(spec: Any) -> Backend:
         from autolog.backends.fanout import FanoutBackend
 
         return FanoutBackend([open_backend(s) for s in spec])
-    if not isinstance(spec, str) or ":" not in spec and spec != "mlflow":
+    if not isinstance(spec, str) or (":" not in spec and spec != "mlflow"):
         raise ValueError(
             f"autolog: backend {spec!r} is not a URI; known schemes: {', '.join(known_schemes())} "
             "(e.g. sqlite:///autolog-runs/runs.db, memory:, mlflow+http://127.0.0.1:5000)"

@@ -67,7 +67,7 @@ class Integration:
 
 def _version_tuple(text: str) -> tuple[int, ...]:
     parts = []
-    for piece in text.split("+")[0].split("."):
+    for piece in text.split("+", maxsplit=1)[0].split("."):
         digits = "".join(ch for ch in piece if ch.isdigit()) if piece[:1].isdigit() else ""
         if not digits:
             break
@@ -132,11 +132,18 @@ def _on_import(name: str, target: str, module_name: str):  # type: ignore[no-unt
 
 
 def _enable_one(name: str, target: str, module_name: str) -> None:
-    integration = _instance(name, target)
+    try:
+        integration = _instance(name, target)
+    except ModuleNotFoundError as exc:
+        if exc.name != target.partition(":")[0]:
+            raise
+        return  # this build has no integration for it
+
     if not integration.supported():
         _errors.warn(
             f"autolog: {integration.distribution} {integration.framework_version()} is outside the supported range "
-            f">={integration.min_version}" + (f",<{integration.max_version}" if integration.max_version else "")
+            f">={integration.min_version}"
+            + (f",<{integration.max_version}" if integration.max_version else "")
             + f"; the {name} integration is off",
             once_key=f"version:{name}",
         )

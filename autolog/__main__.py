@@ -1,0 +1,5 @@
+"""``python -m autolog`` is the ``autolog`` command."""
+
+from autolog.cli import main
+
+raise SystemExit(main())

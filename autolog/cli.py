@@ -1,0 +1,280 @@
+"""The ``autolog`` command: see, compare and export what was logged, and run a script with autologging on.
+
+    autolog runs [--experiment NAME] [--limit N]
+    autolog show RUN
+    autolog metrics RUN KEY [--plot FILE.png]
+    autolog compare RUN RUN [RUN...]
+    autolog run SCRIPT [ARGS...]
+    autolog sync [--backend URI]
+    autolog export --from URI --to URI [RUN...]
+
+Every command takes ``--backend URI`` (default: AUTOLOG_BACKEND, else sqlite:///autolog-runs/runs.db). A run can be
+named by its id or by a unique prefix of it. Errors are one line on stderr with exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import runpy
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from autolog.backends import open_backend
+from autolog.backends.base import Backend, RunNotFound
+from autolog.options import resolve
+from autolog.records import Run
+from autolog.tags import set_script
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+def _backend(args: argparse.Namespace) -> Backend:
+    spec = args.backend or resolve({}).backend
+    try:
+        return open_backend(spec)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _runs(backend: Backend, experiment: str | None = None) -> list[Run]:
+    try:
+        return backend.search_runs(experiment)
+    except FileNotFoundError as exc:
+        raise CliError(f"{exc} (nothing logged there yet? pass --backend URI)") from None
+
+
+def _find(backend: Backend, ref: str) -> Run:
+    try:
+        return backend.get_run(ref)
+    except RunNotFound:
+        pass
+    except FileNotFoundError as exc:
+        raise CliError(f"{exc} (nothing logged there yet? pass --backend URI)") from None
+    matches = [r for r in _runs(backend) if r.id.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise CliError(f"no run {ref!r} in {backend.uri}")
+    raise CliError(f"{ref!r} matches {len(matches)} runs in {backend.uri}: give more of the id")
+
+
+def _time(ts: float | None) -> str:
+    return "-" if ts is None else dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(run: Run) -> str:
+    if run.duration is None:
+        return "-"
+    seconds = run.duration
+    return f"{seconds:.2f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def _num(value: float) -> str:
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    return f"{value:.6g}"
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=False)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def runs_table(runs: Sequence[Run], n_metrics: int = 3) -> str:
+    rows = []
+    for run in runs:
+        shown = ", ".join(f"{k}={_num(v)}" for k, v in sorted(run.metrics.items())[:n_metrics])
+        if len(run.metrics) > n_metrics:
+            shown += f", ... ({len(run.metrics)})"
+        rows.append([run.id[:12], run.experiment, run.name, run.status, _time(run.start_time), _duration(run), shown])
+    return table(rows, ["id", "experiment", "name", "status", "start", "duration", "metrics (last)"])
+
+
+# -- commands ------------------------------------------------------------------------------------------------
+def cmd_runs(args: argparse.Namespace) -> int:
+    runs = _runs(_backend(args), args.experiment)[: args.limit]
+    print(runs_table(runs) if runs else "no runs yet")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    backend = _backend(args)
+    run = _find(backend, args.run)
+    print(f"run        {run.id}")
+    for label, value in (
+        ("name", run.name),
+        ("experiment", run.experiment),
+        ("status", run.status),
+        ("parent", run.parent_id or "-"),
+        ("start", _time(run.start_time)),
+        ("end", _time(run.end_time)),
+        ("duration", _duration(run)),
+    ):
+        print(f"{label:<10} {value}")
+    for title, items in (("params", run.params), ("tags", run.tags)):
+        print(f"\n{title}:")
+        for key, value in sorted(items.items()):
+            print(f"  {key} = {value}")
+    print("\nmetrics (last value, values logged):")
+    for key, last in sorted(run.metrics.items()):
+        print(f"  {key} = {_num(last)}  ({len(backend.get_metric_history(run.id, key))})")
+    try:
+        artifacts = backend.list_artifacts(run.id)
+    except NotImplementedError:
+        artifacts = []
+    if artifacts:
+        print("\nartifacts:")
+        for path in artifacts:
+            print(f"  {path}")
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    backend = _backend(args)
+    run = _find(backend, args.run)
+    history = backend.get_metric_history(run.id, args.key)
+    if not history:
+        known = ", ".join(sorted(run.metrics)) or "none"
+        raise CliError(f"run {run.id[:12]} has no metric {args.key!r} (it has: {known})")
+    print(table([[str(s), _num(v), _time(t)] for s, v, t in history], ["step", args.key, "time"]))
+    if args.plot:
+        plot(history, args.key, run, Path(args.plot))
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def plot(history: list[tuple[int, float, float]], key: str, run: Run, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise CliError("--plot needs matplotlib: pip install 'autolog-ml[plot]'") from None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([s for s, _, _ in history], [v for _, v, _ in history], marker="." if len(history) < 60 else None)
+    ax.set_xlabel("step")
+    ax.set_ylabel(key)
+    ax.set_title(f"{key} — {run.name} ({run.id[:8]})")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    backend = _backend(args)
+    runs = [_find(backend, ref) for ref in args.runs]
+    header = ["", *(f"{r.name} ({r.id[:8]})" for r in runs)]
+    rows: list[list[str]] = [["status", *(r.status for r in runs)], ["duration", *(_duration(r) for r in runs)]]
+    for title, getter in (("param", lambda r: r.params), ("metric", lambda r: r.metrics)):
+        keys = sorted({k for r in runs for k in getter(r)})
+        for key in keys:
+            values = [getter(r).get(key) for r in runs]
+            cells = [_num(v) if isinstance(v, float) else ("-" if v is None else str(v)) for v in values]
+            mark = "" if len(set(cells)) == 1 else " *"
+            rows.append([f"{title} {key}{mark}", *cells])
+    print(table(rows, header))
+    print("(* differs between runs)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import autolog
+
+    script = Path(args.script)
+    if not script.exists():
+        raise CliError(f"no such script: {script}")
+    options: dict[str, Any] = {}
+    if args.backend:
+        options["backend"] = args.backend
+    if args.experiment:
+        options["experiment"] = args.experiment
+    autolog.enable(**options)
+    set_script(script)
+    sys.argv = [str(script), *args.args]
+    sys.path.insert(0, str(script.resolve().parent))
+    runpy.run_path(str(script), run_name="__main__")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    try:
+        from autolog import spool  # type: ignore[attr-defined]
+    except ImportError:
+        raise CliError("this build of autolog has no spool to sync") from None
+    summary = spool.sync(args.backend)
+    print(summary)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from autolog import export  # type: ignore[attr-defined]
+
+    try:
+        summary = export.export(args.source, args.dest, args.runs or None, progress=not args.quiet)
+    except (ValueError, FileNotFoundError, RunNotFound) as exc:
+        raise CliError(str(exc)) from None
+    print(summary)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--backend", help="store URI (default: AUTOLOG_BACKEND or sqlite:///autolog-runs/runs.db)")
+    top = argparse.ArgumentParser(prog="autolog", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = top.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("runs", parents=[common], help="a table of runs, newest first")
+    p.add_argument("--experiment")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(fn=cmd_runs)
+    p = sub.add_parser("show", parents=[common], help="everything about one run")
+    p.add_argument("run")
+    p.set_defaults(fn=cmd_show)
+    p = sub.add_parser("metrics", parents=[common], help="a metric's values, step by step")
+    p.add_argument("run")
+    p.add_argument("key")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the curve (needs matplotlib)")
+    p.set_defaults(fn=cmd_metrics)
+    p = sub.add_parser("compare", parents=[common], help="params and last metrics of runs side by side")
+    p.add_argument("runs", nargs="+")
+    p.set_defaults(fn=cmd_compare)
+    p = sub.add_parser("run", parents=[common], help="run a Python script with autologging on")
+    p.add_argument("--experiment")
+    p.add_argument("script")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("sync", parents=[common], help="send what a dead process left in the spool")
+    p.set_defaults(fn=cmd_sync)
+    p = sub.add_parser("export", help="copy runs from one store into another (e.g. into MLflow)")
+    p.add_argument("--from", dest="source", required=True)
+    p.add_argument("--to", dest="dest", required=True)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("runs", nargs="*")
+    p.set_defaults(fn=cmd_export)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except CliError as exc:
+        print(f"autolog: {exc}", file=sys.stderr)
+        return 2
+    except RunNotFound as exc:
+        print(f"autolog: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""The ``autolog`` command, run as a real subprocess (``python -m autolog``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import autolog
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "autolog", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+        timeout=120,
+        env=dict(os.environ),
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> tuple[Path, list[str]]:
+    """Two finished runs in the default store of ``tmp_path``."""
+    autolog.enable(backend="sqlite:///autolog-runs/runs.db")
+    ids = []
+    for lr in (0.1, 0.01):
+        with autolog.start_run(f"lr-{lr}") as run:
+            autolog.log_params({"lr": lr, "epochs": 3})
+            for step in range(5):
+                autolog.log_metrics({"loss": lr * (5 - step)}, step=step)
+        ids.append(run.id)
+    assert autolog.flush(10)
+    return tmp_path, ids
+
+
+def test_runs_table(store: tuple[Path, list[str]]) -> None:
+    cwd, ids = store
+    proc = cli("runs", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:6] == ["id", "experiment", "name", "status", "start", "duration"]
+    assert ids[1][:12] in lines[2] and "lr-0.01" in lines[2]  # newest first
+    assert "FINISHED" in lines[3] and "loss=0.1" in lines[3]
+
+
+def test_show_by_prefix(store: tuple[Path, list[str]]) -> None:
+    cwd, ids = store
+    proc = cli("show", ids[0][:8], cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    assert f"run        {ids[0]}" in proc.stdout
+    assert "lr = 0.1" in proc.stdout and "loss = 0.1  (5)" in proc.stdout
+
+
+def test_metrics_and_plot(store: tuple[Path, list[str]]) -> None:
+    pytest.importorskip("matplotlib")
+    cwd, ids = store
+    proc = cli("metrics", ids[1], "loss", "--plot", "loss.png", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    values = [line.split()[1] for line in proc.stdout.splitlines()[2:7]]
+    assert values == ["0.05", "0.04", "0.03", "0.02", "0.01"]
+    assert (cwd / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_marks_what_differs(store: tuple[Path, list[str]]) -> None:
+    cwd, ids = store
+    proc = cli("compare", *ids, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[1]: line for line in proc.stdout.splitlines() if line.startswith(("param", "metric"))}
+    assert rows["lr"].split()[2] == "*" and rows["epochs"].split()[2] == "3"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["show", "doesnotexist"], "no run 'doesnotexist'"),
+        (["metrics", "doesnotexist", "loss"], "no run 'doesnotexist'"),
+        (["runs", "--backend", "bogus://x"], "unknown backend scheme 'bogus'"),
+    ],
+)
+def test_errors_are_one_line_and_exit_2(store: tuple[Path, list[str]], args: list[str], message: str) -> None:
+    cwd, _ = store
+    proc = cli(*args, cwd=cwd)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_missing_store_is_a_one_line_error(tmp_path: Path) -> None:
+    proc = cli("runs", cwd=tmp_path)
+    assert proc.returncode == 2 and "no autolog store" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unknown_metric_names_the_known_ones(store: tuple[Path, list[str]]) -> None:
+    cwd, ids = store
+    proc = cli("metrics", ids[0], "acc", cwd=cwd)
+    assert proc.returncode == 2 and "has no metric 'acc' (it has: loss)" in proc.stderr
+
+
+def test_run_executes_a_script_with_autologging_and_no_code_change(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import sys\nimport autolog\n"
+        "autolog.log_metrics({'args': len(sys.argv)}, step=0)\n"
+        "assert __name__ == '__main__'\n"
+    )
+    proc = cli("run", "train.py", "a", "b", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    autolog.enable(backend="sqlite:///autolog-runs/runs.db")
+    (run,) = autolog.search_runs()
+    assert run.metrics == {"args": 3.0} and run.status == "FINISHED"
+    assert run.tags["autolog.script"] == str(script.resolve())

@@ -1,0 +1,157 @@
+"""Options (kwargs > env > defaults, clear errors) and input hygiene (item 7 of the core issue)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import autolog
+from autolog import session
+from autolog.backends.memory import MemoryBackend
+from autolog.options import resolve
+
+
+def test_keyword_beats_environment_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve({}).log_every_n_steps == 1
+    monkeypatch.setenv("AUTOLOG_LOG_EVERY_N_STEPS", "5")
+    assert resolve({}).log_every_n_steps == 5
+    assert resolve({"log_every_n_steps": 7}).log_every_n_steps == 7
+    monkeypatch.setenv("AUTOLOG_DISABLE", "sklearn, torch")
+    assert resolve({}).disable_for == frozenset({"sklearn", "torch"})
+    assert resolve({}).disabled("torch") and not resolve({}).disabled("keras")
+    monkeypatch.setenv("AUTOLOG_DISABLE", "*")
+    assert resolve({}).disabled("keras")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "names"),
+    [
+        ({"log_every_n_steps": 0}, "log_every_n_steps"),
+        ({"log_models": "maybe"}, "log_models"),
+        ({"queue_full": "explode"}, "block, drop"),
+        ({"colour": "blue"}, "colour"),
+        ({"shutdown_timeout": "soon"}, "shutdown_timeout"),
+    ],
+)
+def test_invalid_options_raise_a_value_error_naming_them(kwargs: dict, names: str) -> None:
+    with pytest.raises(ValueError, match=names):
+        autolog.enable(**kwargs)
+
+
+def test_unknown_backend_scheme_lists_the_known_ones() -> None:
+    autolog.enable(backend="nosuch://x")
+    with pytest.raises(ValueError, match=r"unknown backend scheme 'nosuch'.*memory.*sqlite"):
+        session.backend()
+
+
+def test_enable_twice_reconfigures_without_patching_twice(memory_store: MemoryBackend) -> None:
+    from autolog.patching import registry
+
+    before = len(registry.patches())
+    autolog.enable(backend=memory_store, sync=True, experiment="second")
+    assert session.options().experiment == "second"
+    assert len(registry.patches()) == before
+
+
+def _logged(backend: MemoryBackend, run_id: str) -> dict[str, list[float]]:
+    return {k: [v for _, v, _ in h] for (r, k), h in backend.history.items() if r == run_id}
+
+
+def test_scalars_of_every_kind_are_converted(memory_store: MemoryBackend) -> None:
+    torch = pytest.importorskip("torch")
+    with autolog.start_run() as run:
+        autolog.log_metrics(
+            {
+                "py_int": 3,
+                "py_bool": True,
+                "np_float32": np.float32(0.5),
+                "np_int64": np.int64(7),
+                "np_0d": np.array(2.5),
+                "torch": torch.tensor(1.25, requires_grad=True) * 2,
+                "nan": float("nan"),
+                "inf": float("inf"),
+                "minus_inf": -math.inf,
+            },
+            step=0,
+        )
+    got = _logged(memory_store, run.id)
+    assert got["py_int"] == [3.0] and got["py_bool"] == [1.0]
+    assert got["np_float32"] == [0.5] and got["np_int64"] == [7.0] and got["np_0d"] == [2.5]
+    assert got["torch"] == [2.5]
+    assert math.isnan(got["nan"][0]) and got["inf"] == [math.inf] and got["minus_inf"] == [-math.inf]
+
+
+def test_tensor_with_grad_is_detached_on_the_training_thread(memory_store: MemoryBackend) -> None:
+    torch = pytest.importorskip("torch")
+    session.writer().sync = False  # keep the record queued so we can look at it
+    session.writer().put = session.writer()._make_put()
+    loss = (torch.ones(2, requires_grad=True) * 3).sum()
+    run = autolog.runs.new_run("grad")
+    run.log_metrics({"loss": loss}, 0)
+    queued = [r for r in session.writer()._queue if r[0] == "m"][-1]
+    assert queued[4]["loss"].requires_grad is False
+
+
+@pytest.mark.parametrize("bad", ["text", None, [1, 2], {"nested": 1}, np.array([1.0, 2.0]), object()])
+def test_non_numeric_values_are_warned_with_their_key_and_counted(memory_store: MemoryBackend, bad: object) -> None:
+    with autolog.start_run() as run, pytest.warns(autolog.AutologWarning, match="'weird'"):
+        autolog.log_metrics({"weird": bad, "fine": 1.0}, step=0)
+    got = _logged(memory_store, run.id)
+    assert "weird" not in got and got["fine"] == [1.0]
+    assert session.writer().dropped() == {"non_numeric": 1}
+
+
+def test_non_string_keys_are_converted_with_a_warning(memory_store: MemoryBackend) -> None:
+    with autolog.start_run() as run, pytest.warns(autolog.AutologWarning, match=r"key 3 is not a string"):
+        autolog.log_metrics({3: 1.0}, step=0)
+    assert _logged(memory_store, run.id) == {"3": [1.0]}
+
+
+class StrictBackend(MemoryBackend):
+    """A backend that refuses some characters and long params, as MLflow does."""
+
+    from autolog.backends.base import Limits
+
+    limits = Limits(forbidden_key_chars=r"[^A-Za-z0-9_./ -]", max_key_length=20, max_param_value_length=10)
+
+
+def test_keys_a_backend_rejects_are_sanitised_with_old_and_new_named() -> None:
+    backend = StrictBackend("strict:")
+    autolog.enable(backend=backend, sync=True)
+    with autolog.start_run() as run, pytest.warns(autolog.AutologWarning, match=r"'val:acc@1'.*'val_acc_1'"):
+        autolog.log_metrics({"val:acc@1": 0.5}, step=0)
+    assert _logged(backend, run.id) == {"val_acc_1": [0.5]}
+
+
+def test_long_param_values_are_truncated_with_the_full_value_kept_as_an_artifact() -> None:
+    backend = StrictBackend("strict:")
+    autolog.enable(backend=backend, sync=True)
+    long_value = "x" * 50
+    with autolog.start_run() as run, pytest.warns(autolog.AutologWarning, match="'layers'"):
+        autolog.log_params({"layers": long_value})
+    assert backend.runs[run.id].params["layers"] == "x" * 10
+    assert backend.download_artifact(run.id, "params/layers.txt").read_text() == long_value
+
+
+def test_long_param_values_are_kept_whole_where_the_backend_allows(memory_store: MemoryBackend) -> None:
+    value = "y" * 100_000
+    with autolog.start_run() as run:
+        autolog.log_params({"big": value})
+    assert memory_store.runs[run.id].params["big"] == value
+
+
+def test_param_with_a_broken_repr_is_logged_as_a_placeholder(memory_store: MemoryBackend) -> None:
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+        __str__ = __repr__
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning escapes, and no exception
+        with autolog.start_run() as run:
+            autolog.log_params({"obj": Broken()})
+    assert memory_store.runs[run.id].params["obj"].startswith("<unrepresentable")
