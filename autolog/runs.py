@@ -70,7 +70,9 @@ class ActiveRun:
     def log_model(self, model: ModelArtifact) -> None:
         self.log_artifact(model)
 
-    def end(self, status: str = FINISHED) -> None:
+    def end(self, status: str = FINISHED, *, wait: bool = True) -> None:
+        """End the run. With ``wait``, block until the store has it (at most ``shutdown_timeout`` seconds) and
+        report anything dropped so far; child runs of a search pass ``wait=False``."""
         global _ambient
         if self.ended:
             return
@@ -80,6 +82,8 @@ class ActiveRun:
         if _ambient is self:
             _ambient = None
         self._writer.put((END, RunEnd(self.id, status, time.time())))
+        if wait:
+            session.end_of_run(self._writer)
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.id} {self.name!r} experiment={self.experiment!r}>"
@@ -175,7 +179,7 @@ def end_open_runs(status: str) -> int:
     with _open_lock:
         runs = list(_open.values())
     for run in runs:
-        run.end(status)
+        run.end(status, wait=False)
     return len(runs)
 
 

@@ -102,6 +102,26 @@ def flush(timeout: float | None = None) -> bool:
     return True if current is None else current.flush(timeout)
 
 
+_reported: dict[str, int] = {}
+
+
+def end_of_run(current: Writer) -> None:
+    """At the end of a run: wait for the store (bounded), and warn once about drops not reported before."""
+    timeout = options().shutdown_timeout
+    if not current.flush(timeout):
+        _errors.warn(
+            f"autolog: {current.pending()} records were still waiting for the store {timeout:g}s after the run "
+            "ended; they stay queued and are written when it answers",
+            once_key="end-of-run-timeout",
+        )
+    dropped = current.dropped()
+    if dropped and dropped != _reported:
+        new = {k: v - _reported.get(k, 0) for k, v in dropped.items() if v != _reported.get(k, 0)}
+        _reported.update(dropped)
+        detail = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(new.items()))
+        _errors.warn(f"autolog: {sum(new.values())} records were not stored ({detail}); see the warnings above")
+
+
 def drop_report() -> str | None:
     """A one-line report of every record dropped so far, by reason; None when nothing was dropped."""
     current = _writer
@@ -175,3 +195,4 @@ def reset_for_tests() -> None:
         _options_in_force = None
         _writer = None
         _enabled = False
+        _reported.clear()
