@@ -43,6 +43,9 @@ def _backend(args: argparse.Namespace) -> Backend:
 
 
 def _runs(backend: Backend, experiment: str | None = None) -> list[Run]:
+    path = getattr(backend, "path", None)  # a file store that does not exist is an error here, not "no runs"
+    if isinstance(path, Path) and not path.exists():
+        raise CliError(f"no autolog store at {path} (nothing logged there yet? pass --backend URI)")
     try:
         return backend.search_runs(experiment)
     except FileNotFoundError as exc:

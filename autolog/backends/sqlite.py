@@ -153,9 +153,14 @@ class SqliteBackend(Backend):
 
     # -- read -----------------------------------------------------------------------------------------------
     def _read(self) -> sqlite3.Connection:
-        return self._conn(create=False)
+        try:
+            return self._conn(create=False)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no autolog store at {self.path}") from None
 
     def search_runs(self, experiment: str | None = None) -> list[Run]:
+        if not self.path.exists():
+            return []  # nothing logged here yet
         conn = self._read()
         sql = "SELECT id FROM runs" + (" WHERE experiment = ?" if experiment is not None else "")
         sql += " ORDER BY start_time DESC, pk DESC"
