@@ -48,7 +48,9 @@ def boosted_trees() -> None:
         import xgboost as xgb
 
         dtrain, dval = xgb.DMatrix(X_train, y_train), xgb.DMatrix(X_val, y_val)
-        xgb.train({"max_depth": 3, "eta": 0.1}, dtrain, 50, evals=[(dtrain, "train"), (dval, "val")], verbose_eval=False)
+        xgb.train(
+            {"max_depth": 3, "eta": 0.1}, dtrain, 50, evals=[(dtrain, "train"), (dval, "val")], verbose_eval=False
+        )
     if have("lightgbm"):
         import lightgbm as lgb
 
