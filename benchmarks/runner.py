@@ -5,6 +5,9 @@ A workload is a Python script that takes ``--mode NAME``, does its set-up, times
 ``{"seconds": <float>}`` (other keys are kept and shown, e.g. "per_fit_ms").
 
     python benchmarks/runner.py benchmarks/sklearn_overhead.py --modes bare,autolog,mlflow --repeats 7
+    python benchmarks/runner.py benchmarks/torch_loop.py --modes bare,autolog -- --steps 500
+
+Options may come before or after the script; everything after ``--`` is passed to the script unchanged.
 
 prints the median of each mode, the ratio of each mode's median to the first mode's, and a Markdown table that can
 be pasted into RESULTS.md (``--markdown FILE`` appends it with the command line).
@@ -55,10 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (page cache, imports)")
     parser.add_argument("--markdown", help="append the result table to this file")
     parser.add_argument("--title", default=None)
-    parser.add_argument("extra", nargs=argparse.REMAINDER, help="arguments after -- go to the script")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    args.extra = extra
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    extra = [a for a in args.extra if a != "--"]
     env = dict(os.environ)
     env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
 
@@ -86,8 +90,8 @@ def render(args: argparse.Namespace, modes: list[str], results: dict[str, list[d
     lines = [
         f"### {args.title or Path(args.script).stem}",
         "",
-        f"`python benchmarks/runner.py {args.script} --modes {args.modes} --repeats {args.repeats}`"
-        + (f" `-- {' '.join(a for a in args.extra if a != '--')}`" if args.extra else ""),
+        f"`python benchmarks/runner.py {args.script} --modes {args.modes} --repeats {args.repeats}"
+        + (f" -- {' '.join(args.extra)}`" if args.extra else "`"),
         f"({args.repeats} fresh processes per mode, alternated; {machine()}; took {took:.0f}s)",
         "",
         "| " + " | ".join(head) + " |",
