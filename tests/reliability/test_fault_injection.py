@@ -23,7 +23,7 @@ from autolog import _errors, integrations, runs, session
 from autolog.backends import memory
 
 sys.path.insert(0, str(Path(__file__).parent))
-import workloads  # noqa: E402
+import workloads
 
 TOY = ("toy_integration:ToyIntegration", ("toy_framework",))
 
@@ -70,6 +70,7 @@ def _run(name: str, faults: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[np.nd
         warnings.simplefilter("always")
         autolog.enable(backend=f"memory:{name}", sync=True)
         result = workloads.WORKLOADS[name]()
+        runs.end_open_runs("FINISHED")  # what exit does: plain loops end their run here
         autolog.disable()
     monkeypatch.setattr(_errors, "inject_faults", set())
     return result, [str(w.message) for w in caught]

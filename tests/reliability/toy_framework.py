@@ -11,7 +11,7 @@ class ToyModel:
 
     def fit(self, xs: list[float], ys: list[float], epochs: int = 5, callbacks: list[Any] | None = None) -> float:
         for epoch in range(epochs):
-            grad = sum((self.weight * x - y) * x for x, y in zip(xs, ys)) / len(xs)
+            grad = sum((self.weight * x - y) * x for x, y in zip(xs, ys, strict=True)) / len(xs)
             self.weight -= 0.1 * grad
             for cb in callbacks or ():
                 cb.on_epoch_end(epoch, {"loss": grad * grad})

@@ -19,10 +19,28 @@ def _data(n: int = 120, d: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarr
 
 
 def sklearn() -> np.ndarray:
+    from sklearn import model_selection as ms
     from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import LabelBinarizer, LabelEncoder
 
     x, y = _data()
-    return LogisticRegression(max_iter=50).fit(x, y).predict_proba(x)
+    est = LogisticRegression(max_iter=50)
+    labels = np.array(["a", "b"])[y]
+    parts = [
+        LogisticRegression(max_iter=50).fit(x, y).predict_proba(x).ravel(),
+        ms.cross_val_score(est, x, y, cv=2),
+        ms.cross_validate(est, x, y, cv=2)["test_score"],
+        ms.cross_val_predict(est, x, y, cv=2).astype(float),
+        ms.learning_curve(est, x, y, cv=2, train_sizes=[0.5, 1.0])[2].ravel(),
+        ms.validation_curve(est, x, y, param_name="C", param_range=[0.1, 1.0], cv=2)[1].ravel(),
+        np.atleast_1d(ms.permutation_test_score(est, x, y, cv=2, n_permutations=2, random_state=0)[0]),
+        ms.GridSearchCV(est, {"C": [0.1, 1.0]}, cv=2).fit(x, y).predict_proba(x).ravel(),
+        LabelEncoder().fit(labels).transform(labels).astype(float),
+        LabelEncoder().fit_transform(labels).astype(float),
+        LabelBinarizer().fit(labels).transform(labels).ravel().astype(float),
+        LabelBinarizer().fit_transform(labels).ravel().astype(float),
+    ]
+    return np.concatenate(parts)
 
 
 def xgboost() -> np.ndarray:
@@ -31,7 +49,8 @@ def xgboost() -> np.ndarray:
     x, y = _data()
     booster = xgb.train({"objective": "binary:logistic", "nthread": 1, "seed": 0}, xgb.DMatrix(x, y), 5)
     model = xgb.XGBClassifier(n_estimators=5, n_jobs=1, random_state=0).fit(x, y)
-    return np.concatenate([booster.predict(xgb.DMatrix(x)), model.predict_proba(x)[:, 1]])
+    cv = xgb.cv({"objective": "binary:logistic", "nthread": 1}, xgb.DMatrix(x, y), 3, nfold=2, seed=0)
+    return np.concatenate([booster.predict(xgb.DMatrix(x)), model.predict_proba(x)[:, 1], cv.to_numpy().ravel()])
 
 
 def lightgbm() -> np.ndarray:
@@ -41,7 +60,8 @@ def lightgbm() -> np.ndarray:
     params = {"objective": "binary", "num_threads": 1, "deterministic": True, "verbose": -1, "seed": 0}
     booster = lgb.train(params, lgb.Dataset(x, y), 5)
     model = lgb.LGBMClassifier(n_estimators=5, n_jobs=1, random_state=0, verbose=-1).fit(x, y)
-    return np.concatenate([booster.predict(x), model.predict_proba(x)[:, 1]])
+    cv = lgb.cv(params, lgb.Dataset(x, y), 3, nfold=2, stratified=False, seed=0)
+    return np.concatenate([booster.predict(x), model.predict_proba(x)[:, 1], *map(np.asarray, cv.values())])
 
 
 def torch() -> np.ndarray:
@@ -97,7 +117,8 @@ def keras() -> np.ndarray:
     model = k.Sequential([k.Input((4,)), k.layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer="sgd", loss="binary_crossentropy")
     model.fit(x, y, epochs=2, batch_size=40, verbose=0)
-    return np.asarray(model.predict(x, verbose=0)).ravel()
+    loss = model.evaluate(x, y, batch_size=40, verbose=0)
+    return np.concatenate([np.asarray(model.predict(x, verbose=0)).ravel(), np.atleast_1d(loss)])
 
 
 def toy() -> np.ndarray:
