@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from autolog import integrations, patching, runs, session
+from autolog import _errors, integrations, patching, runs, session
 from autolog import options as _options
 from autolog import tags as _tags
 from autolog._errors import AutologWarning
@@ -75,9 +75,16 @@ def enable(
     )
     opts = _options.resolve({k: v for k, v in given.items() if v is not None})
     session.configure(opts)
+    _errors.firewall("spool:replay", _replay_spool, opts)  # what dead processes left for this store
     _tags.remember_script()
     session.set_enabled(True)
     integrations.install(opts)
+
+
+def _replay_spool(opts: _options.Options) -> None:
+    from autolog import spool
+
+    spool.replay_dead(opts)
 
 
 def disable() -> None:

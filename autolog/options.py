@@ -130,6 +130,11 @@ SPECS: dict[str, Spec] = {
         _env.MAX_CHILD_RUNS, None, _number(int, 0, allow_none=True), "child runs per search (None: all)"
     ),
     "register_model": Spec(_env.REGISTER_MODEL, None, _text, "model registry name for logged models"),
+    "spool": Spec(_env.SPOOL, True, _parse_bool, "journal records on local disk until the store confirms them"),
+    "spool_dir": Spec(_env.SPOOL_DIR, None, _text, "where the spool lives (default: beside the SQLite store)"),
+    "spool_max_bytes": Spec(
+        _env.SPOOL_MAX_BYTES, 1 << 30, _number(int, 1 << 16), "disk the spool may use per process"
+    ),
 }
 
 
@@ -155,6 +160,9 @@ class Options:
     training_metrics: bool = True
     max_child_runs: int | None = None
     register_model: str | None = None
+    spool: bool = True
+    spool_dir: str | None = None
+    spool_max_bytes: int = 1 << 30
 
     def disabled(self, integration: str) -> bool:
         return "*" in self.disable_for or integration in self.disable_for

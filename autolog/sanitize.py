@@ -21,9 +21,9 @@ def to_float(key: str, value: Any) -> float | None:
     Accepts Python numbers, numpy scalars and 0-d / 1-element arrays and tensors (read here, on the writer thread).
     NaN and inf are kept as such.
     """
-    if type(value) in _FLOAT_TYPES:
-        return float(value)
     try:
+        if type(value) in _FLOAT_TYPES:
+            return float(value)  # an int past 1e308 raises OverflowError: refused below like any non-number
         if value is None or isinstance(value, (str, bytes, dict, list, tuple)):
             raise TypeError(type(value).__name__)
         item = getattr(value, "item", None)  # numpy scalars and arrays, torch tensors (detached by the logger)

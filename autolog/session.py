@@ -89,6 +89,10 @@ def writer() -> Writer:
                 max_retries=opts.max_retries,
                 sync=opts.sync,
             )
+            if opts.spool and not opts.sync:
+                from autolog import spool
+
+                spool.install(_writer, opts)
             _register_exit()
         return _writer
 
@@ -108,7 +112,13 @@ _reported: dict[str, int] = {}
 def end_of_run(current: Writer) -> None:
     """At the end of a run: wait for the store (bounded), and warn once about drops not reported before."""
     timeout = options().shutdown_timeout
-    if not current.flush(timeout):
+    if current.spool is not None and current.spool.outage:  # the store is down: records wait in the spool
+        _errors.warn(
+            f"autolog: the store is not answering; the run's records wait in the spool at {current.spool.directory} "
+            "and are sent when it is back (or by `autolog sync`)",
+            once_key="end-of-run-outage",
+        )
+    elif not current.flush(timeout):
         _errors.warn(
             f"autolog: {current.pending()} records were still waiting for the store {timeout:g}s after the run "
             "ended; they stay queued and are written when it answers",
@@ -162,11 +172,19 @@ def shutdown() -> None:
         print(f"autolog: could not end open runs at exit: {exc!r}", file=sys.stderr)
     timeout = options().shutdown_timeout
     if not current.stop(timeout):
-        print(
-            f"autolog: {current.pending()} records were not written within AUTOLOG_SHUTDOWN_TIMEOUT={timeout:g}s "
-            "(the backend did not answer in time)",
-            file=sys.stderr,
-        )
+        if current.spool is not None:
+            print(
+                f"autolog: {current.spool_unsent} records were not written within AUTOLOG_SHUTDOWN_TIMEOUT="
+                f"{timeout:g}s (the backend did not answer in time); they are kept in the spool at "
+                f"{current.spool.directory}: run `autolog sync` to send them",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"autolog: {current.pending()} records were not written within AUTOLOG_SHUTDOWN_TIMEOUT={timeout:g}s "
+                "(the backend did not answer in time)",
+                file=sys.stderr,
+            )
     report = drop_report()
     if report:
         print(report, file=sys.stderr)

@@ -22,12 +22,15 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autolog import _errors, sanitize
 from autolog.backends.base import Backend, Limits
 from autolog.records import Artifact, Batch, Metric, RunEnd, RunRecords, RunStart
 from autolog.tags import process_tags
+
+if TYPE_CHECKING:
+    from autolog.spool import Spool
 
 # Record kinds: the first item of every queued tuple.
 METRICS = "m"  # (METRICS, run_id, step, timestamp, {key: value})
@@ -65,6 +68,8 @@ class Writer:
         self.max_retries = max_retries
         self.sync = sync
         self.on_failure: Callable[[Batch, BaseException], None] = self._drop_failed
+        self.spool: Spool | None = None  # the crash-durable journal (autolog.spool), attached by the session
+        self.spool_unsent = 0  # records left in the spool by ``stop``
         self._fresh_state()
 
     def _fresh_state(self) -> None:
@@ -90,6 +95,8 @@ class Writer:
         O(1), no I/O; it waits only under the ``block`` policy with a full queue. The deque is never replaced
         (after fork it is cleared in place), so a ``put`` bound earlier stays valid.
         """
+        if self.spool is not None and not self.sync:
+            return self.spool.make_put(self)
         queue = self._queue
         append = queue.append
         max_queue, batch_size = self.max_queue, self.batch_size
@@ -172,6 +179,8 @@ class Writer:
 
     def after_fork_in_child(self) -> None:
         """A forked child starts with an empty queue and no thread: the parent's records are the parent's."""
+        if self.spool is not None:
+            self.spool.after_fork_in_child()
         self._fresh_state()
         if self._backend is not None:
             self._backend.after_fork()
@@ -181,6 +190,9 @@ class Writer:
         ok = self.flush(timeout)
         self._stop.set()
         self._wake.set()
+        if self.spool is not None:  # what the store has not confirmed stays in the spool for `autolog sync`
+            self.spool_unsent = 0 if ok else self.spool.unsent()
+            self.spool.close(delete=ok)
         return ok
 
     @property
@@ -204,9 +216,15 @@ class Writer:
     def drain(self) -> None:
         """Write everything queued now, ``batch_size`` records at a time."""
         with self._export_lock:
+            spool = self.spool
+            if spool is not None and spool.outage:
+                spool.recover(self)
             while self._queue:
                 chunk, markers = self._pop_chunk()
                 self.counters["queued"] += len(chunk)
+                if spool is not None and spool.meta is not None:
+                    spool.handle(self, chunk, markers)
+                    continue
                 if chunk:
                     self._write(self._build(chunk))
                 for marker in markers:
@@ -240,7 +258,7 @@ class Writer:
         for record in chunk:
             kind = record[0]
             if kind == METRICS:
-                _, run_id, step, ts, values = record
+                run_id, step, ts, values = record[1], record[2], record[3], record[4]  # the spool appends more
                 rr = runs.get(run_id) or runs.setdefault(run_id, RunRecords(run_id))
                 self._add_metrics(rr, values, step, ts, clean)
             elif kind == START:

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS metrics (run INTEGER NOT NULL, key TEXT NOT NULL, ste
                                     value REAL, timestamp REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run);  -- (run, key) would halve insert speed
 CREATE TABLE IF NOT EXISTS artifacts (run INTEGER NOT NULL, path TEXT NOT NULL, PRIMARY KEY (run, path));
+CREATE TABLE IF NOT EXISTS spool_marks (journal TEXT PRIMARY KEY, confirmed INTEGER NOT NULL);
 """
 
 
@@ -104,9 +105,23 @@ class SqliteBackend(Backend):
                 target = self.artifact_root / rec.run_id / art.path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 art.write(target)
+        mark = getattr(batch, "spool_mark", None)  # (journal id, offset): confirmed in the same transaction
         with self._transaction() as conn:
             for rec in batch:
                 self._write_run(conn, rec)
+            if mark is not None:
+                conn.execute(
+                    "INSERT INTO spool_marks VALUES (?, ?) ON CONFLICT (journal) "
+                    "DO UPDATE SET confirmed = max(confirmed, excluded.confirmed)",
+                    mark,
+                )
+
+    def spool_mark(self, journal: str) -> int | None:
+        """The spool offset of ``journal`` this store has confirmed (see autolog.spool), None if none."""
+        if not self.path.exists():
+            return None
+        row = self._conn().execute("SELECT confirmed FROM spool_marks WHERE journal = ?", (journal,)).fetchone()
+        return None if row is None else int(row[0])
 
     def _run_pk(self, conn: sqlite3.Connection, rec: RunRecords) -> int:
         pk = self._pks.get(rec.run_id)

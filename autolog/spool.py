@@ -1,0 +1,689 @@
+"""The crash-durable spool: every record is in a local journal before the writer confirms it to the backend.
+
+Design and cost (see ``docs/reliability.md``):
+
+* Training thread: a metric whose value is a host number (``float``, ``int``, ``bool``, numpy scalar) is packed
+  into a shared file mapping of the current journal segment with one precompiled ``struct.pack_into`` (32 bytes:
+  key id, value, step, timestamp, MAGIC). Run ids and keys are interned to small key ids, written once per segment
+  as blobs. No system call per metric; the OS keeps the mapped pages when the process is killed. Rare records (run
+  start/end, params, tags) are pickled into the journal as blobs. A lock keeps journal order equal to queue order
+  when several threads log. Tensors are not read on the training thread (no device sync): a tensor value is kept
+  in memory only, the stated exception to the SIGKILL promise.
+* Writer thread: after the backend confirms a batch, the journal offset it reached is stored in the lock file and,
+  for SQLite, in the store in the same transaction (exactly once); fully confirmed segments are deleted.
+* Outage: a batch that still fails after the retries switches the spool to outage mode. Records that are in the
+  journal are then no longer held in memory (training goes on at full speed); the rest (tensor values, artifacts)
+  is held in memory up to ``max_queue``. Every second the writer tries to send the journal from the confirmed
+  offset; when that works, it sends what it held and leaves outage mode.
+* Bound: a process's journal never exceeds ``spool_max_bytes``. When it is full, new records are kept in memory
+  only (not crash-durable), counted as ``unspooled`` and warned once; the spool never deletes what was not sent.
+* Replay: a journal whose lock is free belongs to a dead process. The next ``enable()`` with the same backend, and
+  ``autolog sync``, send what it holds past its confirmed offset, then end its runs that had not ended as KILLED.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autolog import _errors, journal
+from autolog.journal import MAGIC, SEGMENT_BYTES, SIZE, SLOT
+from autolog.records import KILLED, RunEnd, RunStart
+from autolog.writer import ARTIFACT, END, METRICS, PARAMS, START, TAGS
+
+if TYPE_CHECKING:
+    from autolog.backends.base import Backend
+    from autolog.options import Options
+    from autolog.writer import Record, Writer
+
+_BASE_LEN = {METRICS: 5, PARAMS: 3, TAGS: 3, START: 2, END: 2, ARTIFACT: 3}
+_PLAIN = frozenset((float, int))
+_SLACK = 1 << 16  # room kept at a segment's end for key blobs written in the middle of a call
+_MAX_KEY_BLOB = _SLACK // 2
+_PROBE_SECONDS = 1.0
+
+
+class MarkedBatch(list):  # type: ignore[type-arg]
+    """A batch that carries (journal id, offset): a backend that can stores it in the batch's transaction."""
+
+    spool_mark: tuple[str, int] | None = None
+
+
+def default_dir(backend: Any) -> Path:
+    """``<store dir>/spool`` for a SQLite store, else ``./autolog-runs/spool``."""
+    uri = backend if isinstance(backend, str) else getattr(backend, "uri", "")
+    if isinstance(backend, (list, tuple)) and backend:
+        uri = backend[0] if isinstance(backend[0], str) else getattr(backend[0], "uri", "")
+    if isinstance(uri, str) and uri.startswith("sqlite:///") and len(uri) > len("sqlite:///"):
+        return Path(uri[len("sqlite:///") :]).parent / "spool"  # as backends.sqlite reads it (sqlite3 not imported)
+    return Path("autolog-runs") / "spool"
+
+
+def backend_uri(spec: Any) -> str:
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, (list, tuple)):
+        return ",".join(backend_uri(s) for s in spec)
+    return str(getattr(spec, "uri", "") or "")
+
+
+def spool_dir(opts: Options) -> Path:
+    return Path(opts.spool_dir) if opts.spool_dir else default_dir(opts.backend)
+
+
+def _plain_value(value: Any) -> float | None:
+    """A value the training thread may journal without a device sync: numbers and numpy scalars."""
+    kind = type(value)
+    if kind is bool:
+        return float(value)
+    if kind.__module__ == "numpy" and getattr(value, "ndim", 1) == 0:
+        try:
+            return float(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+    return None
+
+
+def _text(value: Any) -> str:
+    from autolog.sanitize import safe_repr
+
+    return safe_repr(value)
+
+
+def _plain_record(record: Record) -> tuple[Any, ...] | None:
+    """A queue record reduced to picklable plain data, or None for records that are not journaled."""
+    kind = record[0]
+    if kind in (PARAMS, TAGS):
+        values = {k if type(k) is str else _text(k): _text(v) for k, v in record[2].items()}
+        return (kind, record[1], values)
+    if kind == START:
+        s: RunStart = record[1]
+        tags = {str(k): _text(v) for k, v in s.tags.items()}
+        return (START, RunStart(s.run_id, s.experiment, s.name, s.start_time, s.parent_id, tags))
+    if kind == END:
+        return (END, record[1])
+    return None
+
+
+class Spool:
+    """One process's journal and the writer-side bookkeeping around it."""
+
+    def __init__(self, directory: Path, uri: str, max_bytes: int) -> None:
+        self.directory = directory
+        self.uri = uri
+        self.max_bytes = max_bytes
+        self.jid = ""
+        self.meta: journal.Meta | None = None
+        self.lock = threading.Lock()
+        self.segments: deque[tuple[int, int, Path]] = deque()  # (base, size, path), current last
+        self.full = False
+        self.confirmed = 0
+        self.hi = 0  # the highest journal offset the writer has taken from its queue
+        self.outage = False
+        self.held: list[Record] = []
+        self.markers: list[threading.Event] = []
+        self.counters = {"spooled": 0, "unspooled": 0, "replayed": 0}
+        self._failed = False
+        self._next_probe = 0.0
+        self._maps: list[mmap.mmap] = []
+        self.open_runs: dict[str, None] = {}
+        self.segment_bytes = min(SEGMENT_BYTES, max(max_bytes // 4, 4 * _SLACK))
+
+    # -- training thread ----------------------------------------------------------------------------------
+    def _open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.jid = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.meta = journal.Meta(journal.lock_path(self.directory, self.jid), create=True)
+        if not self.meta.try_lock():
+            raise OSError(f"cannot lock {self.meta.path}")
+        self.meta.set_confirmed(0)
+
+    def make_put(self, writer: Writer) -> Callable[[Record], None]:  # noqa: PLR0915 - one closure: locals are fast
+        """The writer's ``put`` with journaling: see the module docstring for the layout and its cost."""
+        if self.meta is None:
+            self._open()
+        queue = writer._queue
+        append = queue.append
+        crowded = min(writer.batch_size, writer.max_queue)
+        put_crowded = writer._put_crowded
+        lock = self.lock
+        pack = SLOT.pack_into
+        plain_types = _PLAIN
+        state = self
+        kid_counter = [0]
+        get_ident = threading.get_ident
+        owner = 0
+        magic, metrics = MAGIC, METRICS  # closure locals: cheaper than globals on the hot path
+        ids: dict[str, dict[Any, int]] = {}
+        buf: Any = None
+        base = pos = limit = 0
+
+        def roll(need: int) -> bool:
+            """Start a new segment with room for ``need`` bytes; False when the spool is full."""
+            nonlocal buf, base, pos, limit, ids
+            opened = list(state.open_runs)
+            header = ("h", {"backend": state.uri, "pid": os.getpid(), "created": time.time()})
+            extra = journal.blob_size(header) + journal.blob_size(("o", opened))
+            size = max(state.segment_bytes, need + _SLACK + extra)
+            live = sum(s for _, s, _ in state.segments)
+            if live + size > state.max_bytes and state.segments:
+                if not state.full:
+                    state.full = True
+                    _errors.warn(
+                        f"autolog: the spool reached AUTOLOG_SPOOL_MAX_BYTES={state.max_bytes} with records the "
+                        "store has not confirmed; new records are kept in memory only until it catches up",
+                        once_key="spool-full",
+                    )
+                limit = 0
+                return False
+            state.full = False
+            new_base = base + pos if buf is not None else 0
+            if state.segments:
+                new_base = max(new_base, state.segments[-1][0] + state.segments[-1][1])
+            path = journal.segment_path(state.directory, state.jid, new_base)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.ftruncate(fd, size)
+                new = mmap.mmap(fd, size)
+            finally:
+                os.close(fd)
+            if buf is not None:
+                state._maps.append(buf)  # closed by the writer once confirmed; a pending pack never races it
+            buf, base, limit, ids = new, new_base, size - _SLACK, {}
+            state.segments.append((new_base, size, path))
+            pos = journal.write_blob(buf, 0, header)
+            pos = journal.write_blob(buf, pos, ("o", opened))
+            return True
+
+        def register(rid: str, keys: dict[Any, int], key: Any, p: int) -> tuple[int, int]:
+            text = key if type(key) is str else _text(key)
+            if len(text) > _MAX_KEY_BLOB // 4:
+                return 0, p  # a key this long stays in memory only (the writer still sends it)
+            kid = kid_counter[0] + 1
+            blob = ("k", kid, rid, text)
+            if p + journal.blob_size(blob) + SIZE > limit + _SLACK:
+                return 0, p  # no room left in this segment for this call: memory only
+            kid_counter[0] = kid
+            p = journal.write_blob(buf, p, blob)
+            keys[key] = kid
+            return kid, p
+
+        def slow(record: Record) -> None:
+            """Everything that is not a metric call in the current segment: rare records, a full segment."""
+            nonlocal pos
+            kind = record[0]
+            if kind == METRICS:
+                if state.full or not roll(SIZE * len(record[4])):
+                    state.counters["unspooled"] += len(record[4])
+                    push(record)
+                    return
+                fast(record)
+                return
+            plain = _plain_record(record)
+            if plain is None:
+                push(record)  # artifacts: memory only
+                return
+            size = journal.blob_size(("r", plain))
+            if (buf is None or pos + size > limit + _SLACK) and not roll(size):
+                state.counters["unspooled"] += 1
+                push(record)
+                return
+            pos = journal.write_blob(buf, pos, ("r", plain))
+            if kind == START:
+                state.open_runs[record[1].run_id] = None
+            elif kind == END:
+                state.open_runs.pop(record[1].run_id, None)
+            push((*record, base + pos))
+
+        def push(record: Record) -> None:
+            if len(queue) < crowded:
+                append(record)
+            else:
+                put_crowded(record)
+
+        def fast(record: Record) -> None:
+            """A metric call from the owner thread (also inlined in ``put`` below, which is what runs)."""
+            put(record)
+
+        def foreign(record: Record) -> None:
+            """Another thread than the journal's owner: memory only (one writer per mapping, no lock per call)."""
+            with lock:
+                state.counters["unspooled"] += len(record[4]) if record[0] == METRICS else 1
+            _errors.warn(
+                "autolog: records logged from a second thread are kept in memory only (the spool journals the "
+                "thread that logged first); they are written normally but would not survive a SIGKILL",
+                once_key="spool-foreign-thread",
+            )
+            push(record)
+
+        def put(record: Record) -> None:
+            # The hot path: no lock, no system call; keep it short (see benchmarks/spool_cost.py).
+            nonlocal pos
+            if get_ident() != owner:
+                foreign(record)
+                return
+            if record[0] != metrics:
+                slow(record)
+                return
+            _, rid, step, ts, values = record
+            p = pos
+            if p + (len(values) << 5) > limit:
+                slow(record)
+                return
+            keys = ids.get(rid)
+            if keys is None:
+                keys = ids[rid] = {}
+            left = None
+            for key, value in values.items():
+                kid = keys.get(key)
+                if kid is None:
+                    kid, p = register(rid, keys, key, p)
+                if type(value) not in plain_types:
+                    value = _plain_value(value)
+                    if value is None:
+                        kid = 0
+                if kid:
+                    try:
+                        pack(buf, p, kid, value, step, ts, magic)
+                        p += 32
+                        continue
+                    except Exception:  # noqa: BLE001 - a huge int, an odd step: this value stays in memory only
+                        pass
+                if left is None:
+                    left = {}
+                left[key] = values[key]
+            pos = p
+            if left is None:
+                record = (metrics, rid, step, ts, values, base + p)
+            else:
+                record = (metrics, rid, step, ts, values, base + p, left)
+            if len(queue) < crowded:
+                append(record)
+            else:
+                put_crowded(record)
+
+        owner = get_ident()
+        roll(0)
+        return put
+
+    # -- writer thread ------------------------------------------------------------------------------------
+    def attach(self, writer: Writer) -> None:
+        writer.on_failure = self._on_failure
+
+    def _on_failure(self, batch: Any, exc: BaseException) -> None:
+        self._failed = True
+        _errors.warn(
+            f"autolog: the store {self.uri} failed ({exc!r}); records wait in the spool at {self.directory} "
+            "and are sent when it answers",
+            once_key=f"spool-outage:{type(exc).__name__}",
+        )
+
+    def handle(self, writer: Writer, chunk: list[Record], markers: list[threading.Event]) -> None:
+        """Write one chunk (normal mode) or keep what the journal does not hold (outage mode)."""
+        hi = _last_offset(chunk)
+        if not self.outage:
+            self._failed = False
+            if chunk:
+                parts = _split(writer, writer._build(chunk))
+                backend = writer.backend
+                for i, part in enumerate(parts):
+                    marked = MarkedBatch(part)
+                    if hi and i == len(parts) - 1:
+                        marked.spool_mark = (self.jid, hi)
+                    writer._write_with_retry(backend, marked)
+                    if self._failed:
+                        break
+            if not self._failed:
+                if hi:
+                    self.confirm(hi)
+                for marker in markers:
+                    marker.set()
+                return
+            self.outage = True
+            self._next_probe = time.monotonic() + _PROBE_SECONDS
+        self._hold(writer, chunk, hi)
+        self.markers.extend(markers)
+
+    def _hold(self, writer: Writer, chunk: list[Record], hi: int) -> None:
+        self.hi = max(self.hi, hi)
+        for record in chunk:
+            kind = record[0]
+            if len(record) == _BASE_LEN.get(kind, 0):  # not journaled: kept in memory
+                keep: Record | None = record
+            elif kind == METRICS and len(record) == 7:
+                keep = (METRICS, record[1], record[2], record[3], record[6])
+            else:
+                keep = None
+            if keep is None:
+                continue
+            if len(self.held) >= writer.max_queue:
+                writer._count_drop("spool_outage_memory_full", 1)
+                continue
+            self.held.append(keep)
+
+    def recover(self, writer: Writer) -> None:
+        """In outage mode: try to send the journal from the confirmed offset, then what was held in memory."""
+        if time.monotonic() < self._next_probe:
+            return
+        self._next_probe = time.monotonic() + _PROBE_SECONDS
+        backend = writer.backend
+        try:
+            for batch in _batches(writer, self.directory, self.jid, self.confirmed, self.hi):
+                backend.write(batch)
+                if batch.spool_mark:
+                    self.confirm(batch.spool_mark[1])
+            self.confirm(self.hi)
+            held, self.held = self.held, []
+            for i in range(0, len(held), writer.batch_size):
+                for part in _split(writer, writer._build(held[i : i + writer.batch_size])):
+                    backend.write(part)
+        except Exception:  # noqa: BLE001 - still down: stay in outage mode
+            return
+        self.outage = False
+        markers, self.markers = self.markers, []
+        for marker in markers:
+            marker.set()
+
+    def confirm(self, offset: int) -> None:
+        if offset <= self.confirmed:
+            return
+        self.confirmed = offset
+        if self.meta is not None:
+            self.meta.set_confirmed(offset)
+        while len(self.segments) > 1 and self.segments[0][0] + self.segments[0][1] <= offset:
+            _, _, path = self.segments.popleft()
+            with contextlib.suppress(OSError):
+                path.unlink()
+            if self._maps:
+                with contextlib.suppress(BufferError, ValueError):
+                    self._maps.pop(0).close()
+            self.full = False
+
+    def unsent(self) -> int:
+        """Records in the journal past the confirmed offset (metrics and rare records)."""
+        if not self.jid:
+            return 0
+        return sum(1 for end, item in journal.read(self.directory, self.jid) if end > self.confirmed and _counts(item))
+
+    def close(self, *, delete: bool) -> None:
+        """At the end of the process (or of this writer): delete the journal when everything was confirmed."""
+        if self.meta is None:
+            return
+        for m in self._maps:
+            with contextlib.suppress(BufferError, ValueError):
+                m.close()
+        self._maps.clear()
+        if delete:
+            for _, path in journal.segments(self.directory, self.jid):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            with contextlib.suppress(OSError):
+                self.meta.path.unlink()
+        self.meta.close()
+        self.meta = None
+
+    def after_fork_in_child(self) -> None:
+        """The parent's journal is the parent's: drop its mapping and lock descriptor, open a new one on first use."""
+        self._maps.clear()
+        if self.meta is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.meta.fd)
+            self.meta.fd = -1
+            self.meta.map = None
+            self.meta = None
+        self.segments.clear()
+        self.open_runs = {}
+        self.confirmed = self.hi = 0
+        self.outage = False
+        self.held, self.markers = [], []
+
+
+def _counts(item: Any) -> bool:
+    return item[0] == "m" or item[0] == "r"
+
+
+def _last_offset(chunk: list[Record]) -> int:
+    for record in reversed(chunk):
+        if len(record) > _BASE_LEN.get(record[0], 99):
+            return int(record[5] if record[0] == METRICS else record[-1])
+    return 0
+
+
+def _split(writer: Writer, batch: list[Any]) -> list[Any]:
+    from autolog.writer import split
+
+    return split(batch, writer.backend.limits)
+
+
+def _batches(
+    writer: Writer, directory: Path, jid: str, start: int, stop: int | None, *, out: dict[str, Any] | None = None
+) -> Iterable[MarkedBatch]:
+    """Marked batches of what the journal holds in (start, stop]; key blobs are read even before ``start``."""
+    chunk: list[Record] = []
+    last = 0
+    for end, _obj, record in _records(directory, jid, start, stop, {} if out is None else out):
+        if record is None:
+            continue
+        if chunk and record[0] == METRICS and chunk[-1][0] == METRICS:
+            prev = chunk[-1]
+            if prev[1:4] == record[1:4] and next(iter(record[4])) not in prev[4]:
+                prev[4].update(record[4])
+                last = end
+                continue
+        chunk.append(record)
+        last = end
+        if len(chunk) >= writer.batch_size:
+            yield from _marked(writer, chunk, jid, last)
+            chunk = []
+    if chunk:
+        yield from _marked(writer, chunk, jid, last)
+
+
+def _marked(writer: Writer, chunk: list[Record], jid: str, last: int) -> Iterable[MarkedBatch]:
+    parts = _split(writer, writer._build(chunk))
+    for i, part in enumerate(parts):
+        marked = MarkedBatch(part)
+        if i == len(parts) - 1:
+            marked.spool_mark = (jid, last)
+        yield marked
+
+
+@dataclass
+class _ReplayState:
+    keys: dict[int, tuple[str, str]] = field(default_factory=dict)
+    open_runs: dict[str, float] = field(default_factory=dict)  # run id -> last time seen
+    backend: str = ""
+
+
+def _records(
+    directory: Path, jid: str, start: int, stop: int | None, out: dict[str, Any]
+) -> Iterable[tuple[int, Any, Record | None]]:
+    """Decode a journal into queue records; (end, raw item, record or None when confirmed or metadata)."""
+    st = _ReplayState()
+    out["state"] = st
+    for end, item in journal.read(directory, jid):
+        if stop is not None and end > stop:
+            break
+        tag = item[0]
+        record: Record | None = None
+        if tag == "m":
+            _, kid, value, step, ts = item
+            rid, key = st.keys.get(kid, (None, None))
+            if rid is None:
+                break  # a metric with no key: the rest is not trustworthy
+            if rid in st.open_runs and ts > st.open_runs[rid]:
+                st.open_runs[rid] = ts
+            record = (METRICS, rid, step, ts, {key: value})
+        elif tag == "k":
+            st.keys[item[1]] = (item[2], item[3])
+        elif tag == "o":
+            for rid in item[1]:
+                st.open_runs.setdefault(rid, 0.0)
+        elif tag == "h":
+            st.backend = item[1].get("backend", "")
+        elif tag == "r":
+            record = item[1]
+            if record[0] == START:
+                st.open_runs[record[1].run_id] = record[1].start_time
+            elif record[0] == END:
+                st.open_runs.pop(record[1].run_id, None)
+        yield end, item, (record if end > start else None)
+
+
+# -- replay of dead processes' journals ---------------------------------------------------------------------------
+@dataclass
+class SyncSummary:
+    """What ``sync`` / a replay did. ``str()`` is the line ``autolog sync`` prints."""
+
+    directory: str = ""
+    journals: int = 0
+    records: int = 0
+    killed_runs: int = 0
+    busy: int = 0  # journals of processes still alive (left alone)
+    failed: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        if not self.journals and not self.busy and not self.failed:
+            return f"autolog sync: nothing to send (no spool journals in {self.directory})"
+        text = (
+            f"autolog sync: sent {self.records} records from {self.journals} journal(s) in {self.directory}; "
+            f"{self.killed_runs} run(s) of dead processes marked KILLED"
+        )
+        if self.busy:
+            text += f"; {self.busy} journal(s) belong to running processes and were left alone"
+        if self.failed:
+            text += f"; {len(self.failed)} failed and were kept: " + "; ".join(self.failed)
+        return text
+
+
+def header_backend(directory: Path, jid: str) -> str:
+    for _, item in journal.read(directory, jid):
+        if item[0] == "h":
+            return str(item[1].get("backend", ""))
+        break
+    return ""
+
+
+def replay_journal(directory: Path, jid: str, backend: Backend, summary: SyncSummary, batch_size: int = 2000) -> None:
+    """Send a dead process's unconfirmed records (exactly once for a store that keeps marks), end its open runs
+    KILLED, then delete the journal. The caller holds the journal's lock."""
+    from autolog.writer import Writer
+
+    writer = Writer(lambda: backend, batch_size=batch_size)
+    meta = journal.Meta(journal.lock_path(directory, jid), create=False)
+    try:
+        confirmed = meta.confirmed()
+    finally:
+        meta.close()
+    mark = getattr(backend, "spool_mark", None)
+    if callable(mark):
+        confirmed = max(confirmed, mark(jid) or 0)
+    out: dict[str, Any] = {}
+    sent = 0
+    for batch in _batches(writer, directory, jid, confirmed, None, out=out):
+        backend.write(batch)
+        sent += sum(r.size() for r in batch)
+    state: _ReplayState | None = out.get("state")
+    killed = 0
+    if state is not None and state.open_runs:
+        ends = [(END, RunEnd(rid, KILLED, last or time.time())) for rid, last in state.open_runs.items()]
+        backend.write(writer._build(ends))
+        killed = len(ends)
+    summary.records += sent
+    summary.killed_runs += killed
+    summary.journals += 1
+
+
+def _delete(directory: Path, jid: str) -> None:
+    for _, path in journal.segments(directory, jid):
+        with contextlib.suppress(OSError):
+            path.unlink()
+    with contextlib.suppress(OSError):
+        journal.lock_path(directory, jid).unlink()
+
+
+def replay_dir(
+    directory: Path, backend_for: Callable[[str], Backend | None], own: str = "", batch_size: int = 2000
+) -> SyncSummary:
+    """Replay every journal in ``directory`` whose owner is dead. ``backend_for(uri)`` picks the target store for a
+    journal written for ``uri`` (None: leave that journal alone)."""
+    summary = SyncSummary(directory=str(directory))
+    for jid in journal.journals(directory):
+        if jid == own:
+            continue
+        lock = journal.lock_path(directory, jid)
+        if not lock.exists():
+            continue
+        meta = journal.Meta(lock, create=False)
+        try:
+            if not meta.try_lock():
+                summary.busy += 1
+                continue
+            backend = backend_for(header_backend(directory, jid))
+            if backend is None:
+                continue
+            try:
+                replay_journal(directory, jid, backend, summary, batch_size)
+            except Exception as exc:  # noqa: BLE001 - kept for the next try, reported
+                summary.failed.append(f"{jid}: {exc!r}")
+                continue
+            _delete(directory, jid)
+        finally:
+            meta.close()
+    return summary
+
+
+def replay_dead(opts: Options) -> SyncSummary | None:
+    """At ``enable()``: send what dead processes left for this same backend."""
+    if not opts.spool or opts.sync:
+        return None
+    directory = spool_dir(opts)
+    if not directory.is_dir():
+        return None
+    uri = backend_uri(opts.backend)
+    from autolog import session
+
+    def target(found: str) -> Backend | None:
+        return session.backend() if found == uri else None
+
+    summary = replay_dir(directory, target, batch_size=opts.batch_size)
+    if summary.records or summary.killed_runs:
+        _errors.warn(f"autolog: {summary}".replace("autolog: autolog sync: ", "autolog: replayed the spool: "))
+    return summary
+
+
+def sync(backend: str | None = None, spool_dir_: str | None = None) -> SyncSummary:
+    """``autolog sync``: send every dead process's journal to ``backend`` (default: the store each was written for)."""
+    from autolog.backends import open_backend
+    from autolog.options import resolve
+
+    opts = resolve({"backend": backend} if backend else {})
+    directory = Path(spool_dir_) if spool_dir_ else spool_dir(opts)
+    opened: dict[str, Backend] = {}
+
+    def target(found: str) -> Backend | None:
+        uri = backend or found or backend_uri(opts.backend)
+        if uri not in opened:
+            opened[uri] = open_backend(uri.split(",") if "," in uri else uri)
+        return opened[uri]
+
+    summary = replay_dir(directory, target, batch_size=opts.batch_size)
+    for b in opened.values():
+        b.close()
+    return summary
+
+
+def install(writer: Writer, opts: Options) -> None:
+    """Attach a spool to a new writer (the journal files are created with the first record)."""
+    spool = Spool(spool_dir(opts), backend_uri(opts.backend), opts.spool_max_bytes)
+    spool.attach(writer)
+    writer.spool = spool
