@@ -158,3 +158,39 @@ def test_local_tracking_stores(scheme: str, tmp_path: Path, monkeypatch: pytest.
     assert [(m.step, m.value) for m in client.get_metric_history(found.info.run_id, "v")] == [
         (s, s * 2.0) for s in range(20)
     ]
+
+
+def test_server_killed_mid_run_every_metric_arrives_in_order_once(
+    mlflow_server: Any, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL the tracking server in the middle of a run, keep training, restart it: nothing lost, nothing twice,
+    and the training thread never waits for the dead server."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # no retries inside MLflow's client: ours do it
+    autolog.enable(backend=f"mlflow+{mlflow_uri}", flush_interval=0.02, max_retries=60, shutdown_timeout=180)
+    n, kill_at = 3000, 1000
+    with autolog.start_run("outage", experiment="exp-outage") as run:
+        for step in range(kill_at):
+            autolog.log_metrics({"loss": 1.0 / (step + 1), "step_sq": float(step * step)}, step=step)
+        mlflow_server.stop()  # the writer may be in the middle of a request: the retry must not duplicate it
+        worst, started = 0.0, time.perf_counter()
+        for step in range(kill_at, n):
+            t0 = time.perf_counter()
+            autolog.log_metrics({"loss": 1.0 / (step + 1), "step_sq": float(step * step)}, step=step)
+            worst = max(worst, time.perf_counter() - t0)
+            if step % 100 == 0:
+                time.sleep(0.01)  # "training": the writer keeps failing meanwhile
+        outage_loop = time.perf_counter() - started
+        writer = autolog.session.writer()
+        assert writer.pending() > 0  # the records wait in memory, training goes on
+        mlflow_server.start()
+    assert worst < 0.05, f"a log call waited {worst:.3f}s for the dead server"
+    assert outage_loop < 0.2 + 2.0, outage_loop  # 20 sleeps of 10 ms plus 2,000 appends
+    assert autolog.flush(180)
+    assert writer.counters["retried"] > 0 and not writer.dropped()
+    client = MlflowClient(mlflow_uri)
+    mid = mlflow_id(run.id, "exp-outage")
+    for key, fn in (("loss", lambda s: 1.0 / (s + 1)), ("step_sq", lambda s: float(s * s))):
+        history = client.get_metric_history(mid, key)
+        assert [m.step for m in history] == list(range(n)), key
+        assert [m.value for m in history] == [fn(s) for s in range(n)], key
+    assert client.get_run(mid).info.status == "FINISHED"
