@@ -7,6 +7,7 @@ first, then in the process-wide "ambient" run that integrations without a clear 
 from __future__ import annotations
 
 import contextvars
+import sys
 import threading
 import time
 import uuid
@@ -14,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from autolog import session
+from autolog import _errors, session
 from autolog.records import FAILED, FINISHED, KILLED, Artifact, ModelArtifact, RunEnd, RunStart
 from autolog.writer import ARTIFACT, END, METRICS, PARAMS, START, TAGS
 
@@ -117,6 +118,10 @@ def new_run(
     opts = session.options()
     run_id = uuid.uuid4().hex
     all_tags = {**opts.tags, **(tags or {})}
+    if parent is None and "mlflow" in sys.modules and not opts.exclusive:
+        joined = _errors.firewall("runs.mlflow_join", _mlflow_run_to_join, opts.backend)
+        if joined:
+            all_tags[_MLFLOW_JOIN_TAG] = joined
     start = RunStart(
         run_id=run_id,
         experiment=experiment or (parent.experiment if parent else None) or opts.experiment,
@@ -130,6 +135,20 @@ def new_run(
         _open[run_id] = run
     session.writer().put((START, start))
     return run
+
+
+_MLFLOW_JOIN_TAG = "autolog.mlflow_run_id"
+
+
+def _mlflow_run_to_join(backend: Any) -> str | None:
+    """A run the user opened with ``mlflow.start_run()`` is joined by an MLflow backend: note its id now, on the
+    user's thread (MLflow's active run is per thread; the writer thread cannot see it)."""
+    specs = backend if isinstance(backend, list) else [backend]
+    if not any(isinstance(s, str) and s.startswith("mlflow") for s in specs):
+        return None
+    from autolog.backends.mlflow import active_mlflow_run_id
+
+    return active_mlflow_run_id()
 
 
 def activate(run: ActiveRun) -> contextvars.Token[ActiveRun | None]:

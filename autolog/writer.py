@@ -226,9 +226,42 @@ class Writer:
                     spool.handle(self, chunk, markers)
                     continue
                 if chunk:
-                    self._write(self._build(chunk))
+                    self._handle(chunk)
                 for marker in markers:
                     marker.set()
+
+    def _handle(self, chunk: list[Record]) -> None:
+        """Build and write one chunk. Records popped but never built are counted, never lost silently."""
+        try:
+            self._open_backend()
+        except Exception as exc:  # noqa: BLE001 - the backend cannot be opened even after retries
+            n = sum(_record_size(r) for r in chunk)
+            self._count_drop("backend_error", n)
+            _errors.warn(
+                f"autolog: the backend could not be opened ({exc!r}); {n} records dropped and counted",
+                once_key=f"backend-open:{type(exc).__name__}",
+            )
+            return
+        try:
+            batch = self._build(chunk)
+        except Exception:
+            self._count_drop("internal_error", sum(_record_size(r) for r in chunk))
+            raise
+        self._write(batch)
+
+    def _open_backend(self) -> Backend:
+        """The backend, opened with the same retries and back-off as a write (it may need a server)."""
+        delay = 0.05
+        for attempt in range(self.max_retries + 1):
+            try:
+                return self.backend
+            except Exception:
+                if attempt == self.max_retries or self._stop.is_set():
+                    raise
+                self.counters["retried"] += 1
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
 
     def _pop_chunk(self) -> tuple[list[Record], list[threading.Event]]:
         chunk: list[Record] = []
@@ -360,7 +393,11 @@ class Writer:
         self.counters[f"dropped.{reason}"] += n
 
     def dropped(self) -> dict[str, int]:
-        return {k.split(".", 1)[1]: v for k, v in self.counters.items() if k.startswith("dropped.") and v}
+        out = {k.split(".", 1)[1]: v for k, v in self.counters.items() if k.startswith("dropped.") and v}
+        if self._backend is not None:  # a fan-out backend counts what one of its stores refused
+            for reason, n in self._backend.dropped().items():
+                out[reason] = out.get(reason, 0) + n
+        return out
 
 
 def _text_writer(text: str) -> Callable[[Any], None]:

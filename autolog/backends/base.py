@@ -41,6 +41,10 @@ class Backend(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; called at shutdown."""
 
+    def dropped(self) -> dict[str, int]:
+        """Records this backend accepted but could not store (by reason): a fan-out counts its failing stores."""
+        return {}
+
     def after_fork(self) -> None:  # noqa: B027 - optional hook
         """Called in a forked child before first use: drop connections inherited from the parent."""
 

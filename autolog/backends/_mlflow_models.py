@@ -1,0 +1,132 @@
+"""Models in MLflow's model format, for the MLflow backend.
+
+A ``ModelArtifact`` whose ``obj`` the framework's MLflow flavour can save (sklearn, xgboost, lightgbm, pytorch
+``nn.Module``, keras) is saved with that flavour; anything else (a state dict, bytes) is saved the autolog way and
+wrapped in a small ``pyfunc`` model that loads it with autolog's loader. Either way ``runs:/<id>/model`` is an MLflow
+model that ``mlflow.pyfunc.load_model`` loads, and ``autolog-model.json`` beside ``MLmodel`` lets
+``autolog.load_model`` load the native object. ``register_model`` (option or model metadata) adds a registry version.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autolog.models import META_FILE, load_from_dir
+from autolog.records import ModelArtifact
+
+if TYPE_CHECKING:
+    from autolog.backends.mlflow import MlflowBackend
+
+# autolog flavour -> (MLflow flavour module, the check that obj is what that flavour saves)
+FLAVORS: dict[str, str] = {
+    "sklearn": "mlflow.sklearn",
+    "xgboost": "mlflow.xgboost",
+    "lightgbm": "mlflow.lightgbm",
+    "pytorch": "mlflow.pytorch",
+    "torch": "mlflow.pytorch",
+    "keras": "mlflow.keras",
+    "tensorflow": "mlflow.keras",
+}
+LOADER = "autolog.backends._mlflow_models:load_native"
+WRAPPED = "autolog_model"  # the pyfunc artifact holding a model saved the autolog way
+
+
+def _native_ok(flavor: str, obj: Any) -> bool:
+    if obj is None:
+        return False
+    if flavor in ("pytorch", "torch"):
+        import torch
+
+        return isinstance(obj, torch.nn.Module)
+    if flavor in ("keras", "tensorflow"):
+        return hasattr(obj, "predict") and hasattr(obj, "save")
+    return True
+
+
+def save(art: ModelArtifact, target: Path) -> str:
+    """Save ``art`` as an MLflow model in ``target`` (must not exist). Returns the MLflow flavour module used."""
+    module_name = FLAVORS.get(art.flavor)
+    if module_name is not None and _native_ok(art.flavor, art.obj):
+        module = importlib.import_module(module_name)
+        # explicit requirements: MLflow's inference re-imports the model in a subprocess (seconds per model)
+        module.save_model(art.obj, str(target), pip_requirements=module.get_default_pip_requirements())
+        meta = {**art.metadata, "flavor": art.flavor, "loader": LOADER, "mlflow_flavor": module_name}
+    else:
+        import mlflow.pyfunc
+
+        raw = target.parent / f"{target.name}-autolog"
+        art.write(raw)
+        mlflow.pyfunc.save_model(
+            str(target), python_model=AutologPyfunc(), artifacts={WRAPPED: str(raw)}, pip_requirements=["mlflow"]
+        )
+        module_name = "mlflow.pyfunc"
+        meta = {**art.metadata, "flavor": art.flavor, "loader": LOADER, "mlflow_flavor": module_name}
+    (target / META_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+    return module_name
+
+
+def log_model(backend: MlflowBackend, run_id: str, art: ModelArtifact, tmp: Path) -> bool:
+    """Log ``art`` into MLflow run ``run_id`` at ``art.path``; register it when asked. False: not a model we save."""
+    target = tmp / "mlflow-model"
+    save(art, target)
+    backend.client.log_artifacts(run_id, str(target), art.path)
+    name = art.metadata.get("register_model") or _option_register_model()
+    if name:
+        register(backend, run_id, art.path, str(name))
+    return True
+
+
+def _option_register_model() -> str | None:
+    from autolog import session
+
+    return session.options().register_model
+
+
+def register(backend: MlflowBackend, run_id: str, path: str, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    client = backend.client
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    source = f"{client.get_run(run_id).info.artifact_uri}/{path}"
+    if any(v.run_id == run_id and v.source == source for v in client.search_model_versions(f"name = '{name}'")):
+        return  # a retried write: registered already
+    client.create_model_version(name, source=source, run_id=run_id)
+
+
+def load_native(directory: Path) -> Any:
+    """``autolog.load_model`` on an MLflow model logged by this backend: the framework's own object."""
+    meta = json.loads((Path(directory) / META_FILE).read_text(encoding="utf-8"))
+    module_name = meta.get("mlflow_flavor", "mlflow.pyfunc")
+    if module_name == "mlflow.pyfunc":
+        return load_from_dir(Path(directory) / "artifacts" / WRAPPED)
+    return importlib.import_module(module_name).load_model(str(directory))
+
+
+def _pyfunc_base() -> type:
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.PythonModel  # type: ignore[no-any-return]
+
+
+class AutologPyfunc(_pyfunc_base()):  # type: ignore[misc]
+    """A pyfunc wrapper around a model saved the autolog way: ``predict`` calls the model's ``predict``, or calls
+    it (a torch module) on a float tensor."""
+
+    def load_context(self, context: Any) -> None:
+        self.model = load_from_dir(Path(context.artifacts[WRAPPED]))
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        data = model_input.to_numpy() if hasattr(model_input, "to_numpy") else model_input
+        if hasattr(self.model, "predict"):
+            return self.model.predict(data)
+        import torch
+
+        with torch.no_grad():
+            return self.model(torch.as_tensor(data, dtype=torch.float32)).numpy()

@@ -1,0 +1,318 @@
+"""``mlflow`` / ``mlflow+<tracking uri>`` — runs written into MLflow through its own client.
+
+``mlflow`` uses MLflow's own configuration (``MLFLOW_TRACKING_URI``, else ``./mlruns``); ``mlflow+http://host:5000``,
+``mlflow+sqlite:///mlflow.db`` and ``mlflow+file:./mlruns`` name a tracking store explicitly.
+
+Each write is one ``log_batch`` request per run piece; the declared ``Limits`` are MLflow's (1,000 entities,
+100 params, 100 tags per request, key and value lengths, the characters MLflow accepts in a key) so the writer
+splits and sanitises before a request is made. Retries are safe: a run is found again by its ``autolog.run_id`` tag
+before one is created, and MLflow's SQL stores keep one row per (key, timestamp, step, value), so a batch sent twice
+(the server took it, the answer was lost) is stored once.
+
+A run the user opened with ``mlflow.start_run()`` is joined (its id travels in the ``autolog.mlflow_run_id`` tag set
+on the training thread): autolog logs into it and never ends it. Models are saved in MLflow's model format with
+the framework's flavour (see ``_mlflow_models``), so ``mlflow.pyfunc.load_model("runs:/<id>/model")`` works.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from autolog import _errors
+from autolog.backends.base import Backend, Limits, RunNotFound
+from autolog.records import Artifact, Batch, ModelArtifact, Run, RunRecords, RunStart
+
+RUN_ID_TAG = "autolog.run_id"  # the autolog id of the MLflow run: finds it again on retry, re-export, read
+JOIN_TAG = "autolog.mlflow_run_id"  # set on the training thread when a user's mlflow.start_run() is active
+PARENT_TAG = "mlflow.parentRunId"
+
+MLFLOW_LIMITS = Limits(
+    max_records_per_write=1000,  # mlflow.utils.validation.MAX_ENTITIES_PER_BATCH
+    max_params_per_write=100,  # MAX_PARAMS_TAGS_PER_BATCH
+    max_tags_per_write=100,
+    max_key_length=250,  # MAX_ENTITY_KEY_LENGTH
+    max_param_value_length=6000,  # MAX_PARAM_VAL_LENGTH
+    max_tag_value_length=8000,  # MAX_TAG_VAL_LENGTH
+    forbidden_key_chars=r"[^\w.\- :/]",  # _VALID_PARAM_AND_METRIC_NAMES (POSIX): alphanumerics _ - . space : /
+)
+
+
+def tracking_uri_of(uri: str) -> str | None:
+    """``mlflow`` -> None (MLflow's own default); ``mlflow+<tracking uri>`` -> the tracking URI."""
+    if uri == "mlflow":
+        return None
+    if not uri.startswith("mlflow+") or len(uri) <= len("mlflow+"):
+        raise ValueError(f"autolog: an MLflow backend URI is 'mlflow' or 'mlflow+<tracking uri>', got {uri!r}")
+    return uri[len("mlflow+") :]
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def _safe_key(key: str) -> str:
+    """MLflow refuses keys that would resolve to another path ('a//b', './a', '/a'): make them unique paths."""
+    parts = [p for p in key.split("/") if p not in ("", ".", "..")]
+    return "/".join(parts) or "_"
+
+
+class MlflowBackend(Backend):
+    limits = MLFLOW_LIMITS
+
+    def __init__(self, uri: str = "mlflow") -> None:
+        self.uri = uri
+        self.tracking_uri = tracking_uri_of(uri)
+        self._client: Any = None
+        self._lock = threading.RLock()
+        self._ids: dict[str, str] = {}  # autolog run id -> MLflow run id
+        self._joined: set[str] = set()  # autolog ids whose MLflow run belongs to the user: never ended by us
+        self._experiments: dict[str, str] = {}  # name -> id
+        self._pid = os.getpid()
+
+    # -- client -------------------------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        if self._pid != os.getpid():
+            self.after_fork()
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        return self._client
+
+    def after_fork(self) -> None:
+        self._client = None
+        self._pid = os.getpid()
+
+    # -- write ----------------------------------------------------------------------------------------------
+    def write(self, batch: Batch) -> None:
+        with self._lock:
+            for rec in batch:
+                self._write_run(rec)
+
+    def _write_run(self, rec: RunRecords) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        run_id = self._run_id(rec)
+        tags = dict(rec.tags)
+        if rec.start is not None and rec.run_id in self._joined:
+            tags.update(self._start_tags(rec.start, joined=True))
+        metrics = [Metric(_safe_key(m.key), m.value, _ms(m.timestamp), m.step) for m in rec.metrics]
+        params = [Param(_safe_key(k), v) for k, v in rec.params.items()]
+        run_tags = [RunTag(_safe_key(k), v) for k, v in tags.items()]
+        if metrics or params or run_tags:
+            self.client.log_batch(run_id, metrics=metrics, params=params, tags=run_tags, synchronous=True)
+        for art in rec.artifacts:
+            self._log_artifact(run_id, art)
+        if rec.end is not None and rec.run_id not in self._joined:
+            self.client.set_terminated(run_id, status=rec.end.status, end_time=_ms(rec.end.end_time))
+
+    def _log_artifact(self, run_id: str, art: Artifact) -> None:
+        from autolog.backends import _mlflow_models
+
+        with tempfile.TemporaryDirectory(prefix="autolog-mlflow-") as tmp:
+            if isinstance(art, ModelArtifact) and _mlflow_models.log_model(self, run_id, art, Path(tmp)):
+                return
+            target = Path(tmp) / art.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            art.write(target)
+            parent = str(Path(art.path).parent).replace(os.sep, "/")
+            folder = None if parent in ("", ".") else parent
+            if target.is_dir():
+                self.client.log_artifacts(run_id, str(target), art.path)
+            else:
+                self.client.log_artifact(run_id, str(target), folder)
+
+    # -- runs ------------------------------------------------------------------------------------------------
+    def _run_id(self, rec: RunRecords) -> str:
+        known = self._ids.get(rec.run_id)
+        if known is not None:
+            return known
+        start = rec.start
+        if start is not None and start.tags.get(JOIN_TAG) and self._join(start):
+            return self._ids[rec.run_id]
+        experiment_ids = [self._experiment(start.experiment)] if start is not None else None
+        found = self._find(rec.run_id, experiment_ids)
+        if found is None:
+            found = self._create(start or self._placeholder(rec))
+        self._ids[rec.run_id] = found
+        return found
+
+    def _join(self, start: RunStart) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        user_run = start.tags[JOIN_TAG]
+        try:
+            self.client.get_run(user_run)
+        except MlflowException:
+            _errors.warn(
+                f"autolog: the MLflow run {user_run} active when run {start.run_id[:8]} began is not in "
+                f"{self.tracking_uri or 'the default tracking store'}; logging into a new run instead",
+                once_key=f"mlflow-join:{user_run}",
+            )
+            return False
+        self._ids[start.run_id] = user_run
+        self._joined.add(start.run_id)
+        return True
+
+    def _placeholder(self, rec: RunRecords) -> RunStart:
+        """Records of a run whose start we never saw (another process started it): keep them, in a new run."""
+        first = rec.metrics[0].timestamp if rec.metrics else (rec.end.end_time if rec.end else 0.0)
+        return RunStart(rec.run_id, "Default", rec.run_id[:8], first)
+
+    def _experiment(self, name: str) -> str:
+        cached = self._experiments.get(name)
+        if cached is not None:
+            return cached
+        from mlflow.exceptions import MlflowException
+
+        exp = self.client.get_experiment_by_name(name)
+        if exp is None:
+            try:
+                exp_id = self.client.create_experiment(name)
+            except MlflowException:  # created meanwhile by another process
+                exp = self.client.get_experiment_by_name(name)
+                if exp is None:
+                    raise
+                exp_id = exp.experiment_id
+        else:
+            exp_id = exp.experiment_id
+        self._experiments[name] = exp_id
+        return str(exp_id)
+
+    def _all_experiment_ids(self) -> list[str]:
+        exps = self.client.search_experiments()
+        for exp in exps:
+            self._experiments.setdefault(exp.name, exp.experiment_id)
+        return [e.experiment_id for e in exps]
+
+    def _find(self, autolog_id: str, experiment_ids: list[str] | None) -> str | None:
+        """The MLflow run holding autolog run ``autolog_id`` (created by an earlier try or an earlier export)."""
+        ids = experiment_ids or self._all_experiment_ids()
+        if not ids:
+            return None
+        found = self.client.search_runs(ids, filter_string=f"tags.`{RUN_ID_TAG}` = '{autolog_id}'", max_results=1)
+        return found[0].info.run_id if found else None
+
+    def _start_tags(self, start: RunStart, joined: bool = False) -> dict[str, str]:
+        tags = {k: v for k, v in start.tags.items() if k != JOIN_TAG}
+        if joined:  # the user's run keeps its own name, source and parent
+            return tags
+        script = start.tags.get("autolog.script") or (sys.argv[0] if sys.argv and sys.argv[0] else "")
+        tags.update({RUN_ID_TAG: start.run_id, "mlflow.source.type": "LOCAL", "mlflow.user": _user()})
+        if script:
+            tags["mlflow.source.name"] = script
+        if start.tags.get("autolog.git_commit"):
+            tags["mlflow.source.git.commit"] = start.tags["autolog.git_commit"]
+        if start.parent_id is not None:
+            tags["autolog.parent_id"] = start.parent_id
+            parent = self._ids.get(start.parent_id) or self._find(start.parent_id, None)
+            if parent is not None:
+                tags[PARENT_TAG] = parent
+        return {_safe_key(k): v for k, v in tags.items()}
+
+    def _create(self, start: RunStart) -> str:
+        run = self.client.create_run(
+            self._experiment(start.experiment),
+            start_time=_ms(start.start_time),
+            tags=self._start_tags(start),
+            run_name=start.name,
+        )
+        return str(run.info.run_id)
+
+    # -- read -----------------------------------------------------------------------------------------------
+    def _resolve(self, run_id: str) -> str:
+        """An autolog run id (or an MLflow run id) -> the MLflow run id."""
+        from mlflow.exceptions import MlflowException
+
+        with self._lock:
+            known = self._ids.get(run_id) or self._find(run_id, None)
+        if known is not None:
+            return known
+        try:
+            return str(self.client.get_run(run_id).info.run_id)
+        except MlflowException:
+            raise RunNotFound(run_id, self.uri) from None
+
+    def _to_run(self, mrun: Any) -> Run:
+        info, data = mrun.info, mrun.data
+        names = {v: k for k, v in self._experiments.items()}
+        if info.experiment_id not in names:
+            exp = self.client.get_experiment(info.experiment_id)
+            self._experiments[exp.name] = exp.experiment_id
+            names[exp.experiment_id] = exp.name
+        tags = dict(data.tags)
+        parent = tags.get("autolog.parent_id") or tags.get(PARENT_TAG)
+        return Run(
+            id=tags.get(RUN_ID_TAG, info.run_id),
+            experiment=names[info.experiment_id],
+            name=info.run_name or "",
+            status=info.status,
+            parent_id=parent,
+            start_time=(info.start_time or 0) / 1000,
+            end_time=None if info.end_time is None else info.end_time / 1000,
+            params=dict(data.params),
+            tags=tags,
+            metrics=dict(data.metrics),
+        )
+
+    def search_runs(self, experiment: str | None = None) -> list[Run]:
+        if experiment is not None:
+            exp = self.client.get_experiment_by_name(experiment)
+            if exp is None:
+                return []
+            ids = [exp.experiment_id]
+            self._experiments[exp.name] = exp.experiment_id
+        else:
+            ids = self._all_experiment_ids()
+        if not ids:
+            return []
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs(ids, order_by=["attributes.start_time DESC"], page_token=token)
+            runs.extend(self._to_run(r) for r in page)
+            token = page.token
+            if not token:
+                return runs
+
+    def get_run(self, run_id: str) -> Run:
+        return self._to_run(self.client.get_run(self._resolve(run_id)))
+
+    def get_metric_history(self, run_id: str, key: str) -> list[tuple[int, float, float]]:
+        history = self.client.get_metric_history(self._resolve(run_id), key)
+        return [(m.step, m.value, m.timestamp / 1000) for m in history]
+
+    def list_artifacts(self, run_id: str) -> list[str]:
+        """Every file in the run's artifacts (paths relative to its artifact root)."""
+        mlflow_id = self._resolve(run_id)
+        files: list[str] = []
+        todo: list[str | None] = [None]
+        while todo:
+            for info in self.client.list_artifacts(mlflow_id, todo.pop()):
+                (todo if info.is_dir else files).append(info.path)  # type: ignore[arg-type]
+        return sorted(files)
+
+    def download_artifact(self, run_id: str, path: str) -> Path:
+        target = tempfile.mkdtemp(prefix="autolog-mlflow-")
+        return Path(self.client.download_artifacts(self._resolve(run_id), path, target))
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "unknown"
+
+
+def active_mlflow_run_id() -> str | None:
+    """The id of the run the user opened with ``mlflow.start_run()`` on this thread, if MLflow is imported."""
+    mlflow = sys.modules.get("mlflow")
+    active = getattr(mlflow, "active_run", None)
+    run = active() if callable(active) else None
+    return None if run is None else str(run.info.run_id)

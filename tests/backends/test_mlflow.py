@@ -1,0 +1,196 @@
+"""The MLflow backend against a real ``mlflow server`` (see conftest.py): what MLflow itself reads back."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import urllib.parse
+import urllib.request
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import autolog
+from autolog.backends.mlflow import MlflowBackend
+from autolog.records import Metric, RunEnd, RunRecords, RunStart
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+
+def rest(base: str, endpoint: str, **query: Any) -> dict[str, Any]:
+    """GET one of the REST endpoints MLflow's UI uses."""
+    url = f"{base}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(query)}"
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return json.loads(resp.read())  # type: ignore[no-any-return]
+
+
+def mlflow_id(autolog_id: str, experiment: str) -> str:
+    df = mlflow.search_runs(experiment_names=[experiment], filter_string=f"tags.`autolog.run_id` = '{autolog_id}'")
+    assert len(df) == 1, df
+    return str(df["run_id"].iloc[0])
+
+
+def test_run_params_metrics_tags_as_mlflow_reads_them(mlflow_uri: str) -> None:
+    autolog.enable(backend=f"mlflow+{mlflow_uri}", flush_interval=0.05)
+    long_value = "x" * 7000
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with autolog.start_run("first", experiment="exp-http", tags={"team": "core"}) as run:
+            autolog.log_params({"lr": 0.01, "long": long_value, **{f"p{i}": i for i in range(150)}})
+            for step in range(2500):  # > 1000 per request: the writer splits
+                autolog.log_metrics({"loss": 1.0 / (step + 1), "bad key!?": float(step)}, step=step)
+            autolog.log_metric("nan", math.nan, step=0)
+        assert autolog.flush(60)
+    messages = [str(w.message) for w in caught]
+    assert any("'bad key!?'" in m and "'bad key__'" in m for m in messages), messages
+    assert any("'long'" in m and "truncated" in m for m in messages), messages
+
+    df = mlflow.search_runs(experiment_names=["exp-http"])
+    assert len(df) == 1
+    row = df.iloc[0]
+    assert row["tags.mlflow.runName"] == "first"
+    assert row["status"] == "FINISHED"
+    assert row["tags.team"] == "core"
+    assert row["tags.autolog.run_id"] == run.id
+    assert row["tags.mlflow.user"] and row["tags.mlflow.source.type"] == "LOCAL"
+    assert row["tags.mlflow.source.name"]
+    assert row["params.lr"] == "0.01" and row["params.p149"] == "149"
+    assert row["params.long"] == "x" * 6000
+    assert row["metrics.loss"] == 1.0 / 2500
+    mid = str(row["run_id"])
+
+    client = MlflowClient(mlflow_uri)
+    history = client.get_metric_history(mid, "loss")
+    assert [m.step for m in history] == list(range(2500))
+    assert [m.value for m in history] == [1.0 / (s + 1) for s in range(2500)]
+    assert [m.value for m in client.get_metric_history(mid, "bad key__")] == [float(s) for s in range(2500)]
+    assert math.isnan(client.get_metric_history(mid, "nan")[0].value)
+    info = client.get_run(mid).info
+    assert info.end_time >= info.start_time > 0
+    assert abs(info.start_time / 1000 - time.time()) < 300
+
+    # the REST API the UI uses
+    got = rest(mlflow_uri, "runs/get", run_id=mid)["run"]
+    assert got["info"]["run_name"] == "first" and got["info"]["status"] == "FINISHED"
+    assert len(got["data"]["params"]) == 152
+    page = rest(mlflow_uri, "metrics/get-history", run_id=mid, metric_key="loss", max_results=5000)
+    assert [int(m.get("step", 0)) for m in page["metrics"]] == list(range(2500))
+
+    # the full value of the truncated param is an artifact
+    local = client.download_artifacts(mid, "params/long.txt", str(Path.cwd()))
+    assert Path(local).read_text() == long_value
+
+    # and autolog's read API reads MLflow back by autolog id
+    again = autolog.get_run(run.id)
+    assert (again.id, again.name, again.status, again.experiment) == (run.id, "first", "FINISHED", "exp-http")
+    assert [s for s, _, _ in autolog.get_metric_history(run.id, "loss")] == list(range(2500))
+
+
+def test_child_runs_carry_the_parent_run_id(mlflow_uri: str) -> None:
+    autolog.enable(backend=f"mlflow+{mlflow_uri}", flush_interval=0.05)
+    with autolog.start_run("parent", experiment="exp-nest") as parent:
+        for i in range(3):
+            with autolog.start_run(f"child-{i}"):
+                autolog.log_metric("score", i)
+    assert autolog.flush(30)
+    parent_mid = mlflow_id(parent.id, "exp-nest")
+    df = mlflow.search_runs(experiment_names=["exp-nest"], filter_string=f"tags.mlflow.parentRunId = '{parent_mid}'")
+    assert sorted(df["tags.mlflow.runName"]) == ["child-0", "child-1", "child-2"]
+    assert sorted(df["metrics.score"]) == [0.0, 1.0, 2.0]
+
+
+def test_a_run_the_user_started_in_mlflow_is_joined_not_duplicated(mlflow_uri: str) -> None:
+    autolog.enable(backend="mlflow", flush_interval=0.05)  # MLflow's own configuration: MLFLOW_TRACKING_URI
+    mlflow.set_experiment("exp-join")
+    with mlflow.start_run(run_name="mine") as mine:
+        mlflow.log_param("user_param", 1)
+        with autolog.start_run("inner"):
+            autolog.log_params({"alpha": 0.5})
+            for step in range(10):
+                autolog.log_metrics({"acc": step / 10}, step=step)
+        assert autolog.flush(30)
+        assert MlflowClient().get_run(mine.info.run_id).info.status == "RUNNING"  # not ended by autolog
+    df = mlflow.search_runs(experiment_names=["exp-join"])
+    assert len(df) == 1
+    row = df.iloc[0]
+    assert row["run_id"] == mine.info.run_id and row["status"] == "FINISHED"
+    assert row["params.alpha"] == "0.5" and row["params.user_param"] == "1"
+    history = MlflowClient().get_metric_history(mine.info.run_id, "acc")
+    assert [(m.step, m.value) for m in history] == [(s, s / 10) for s in range(10)]
+
+
+def test_a_batch_written_twice_is_stored_once(mlflow_uri: str) -> None:
+    """A retry after the server took a batch but the answer was lost: the same batch arrives again."""
+    backend = MlflowBackend(f"mlflow+{mlflow_uri}")
+    t0 = time.time()
+    start = RunStart("a" * 32, "exp-retry", "retried", t0)
+    metrics = [Metric("loss", float(i), i, t0 + i / 1000) for i in range(500)]
+    batch = [
+        RunRecords(
+            start.run_id, start=start, params={"k": "v"}, metrics=metrics, end=RunEnd(start.run_id, "FINISHED", t0 + 1)
+        )
+    ]
+    backend.write(batch)
+    MlflowBackend(f"mlflow+{mlflow_uri}").write(batch)  # a fresh process: finds the run again by its tag
+    df = mlflow.search_runs(experiment_names=["exp-retry"])
+    assert len(df) == 1
+    history = MlflowClient(mlflow_uri).get_metric_history(str(df["run_id"].iloc[0]), "loss")
+    assert [(m.step, m.value) for m in history] == [(i, float(i)) for i in range(500)]
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "file"])
+def test_local_tracking_stores(scheme: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 refuses its file store unless asked
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}" if scheme == "sqlite" else f"file:{tmp_path / 'mlruns'}"
+    autolog.enable(backend=f"mlflow+{uri}", flush_interval=0.05)
+    with autolog.start_run("local", experiment="exp-local") as run:
+        for step in range(20):
+            autolog.log_metrics({"v": step * 2}, step=step)
+    assert autolog.flush(60)
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("exp-local")
+    (found,) = client.search_runs([exp.experiment_id])
+    assert found.data.tags["autolog.run_id"] == run.id and found.info.status == "FINISHED"
+    assert [(m.step, m.value) for m in client.get_metric_history(found.info.run_id, "v")] == [
+        (s, s * 2.0) for s in range(20)
+    ]
+
+
+def test_server_killed_mid_run_every_metric_arrives_in_order_once(
+    mlflow_server: Any, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL the tracking server in the middle of a run, keep training, restart it: nothing lost, nothing twice,
+    and the training thread never waits for the dead server."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # no retries inside MLflow's client: ours do it
+    autolog.enable(backend=f"mlflow+{mlflow_uri}", flush_interval=0.02, max_retries=60, shutdown_timeout=180)
+    n, kill_at = 3000, 1000
+    with autolog.start_run("outage", experiment="exp-outage") as run:
+        for step in range(kill_at):
+            autolog.log_metrics({"loss": 1.0 / (step + 1), "step_sq": float(step * step)}, step=step)
+        mlflow_server.stop()  # the writer may be in the middle of a request: the retry must not duplicate it
+        worst, started = 0.0, time.perf_counter()
+        for step in range(kill_at, n):
+            t0 = time.perf_counter()
+            autolog.log_metrics({"loss": 1.0 / (step + 1), "step_sq": float(step * step)}, step=step)
+            worst = max(worst, time.perf_counter() - t0)
+            if step % 100 == 0:
+                time.sleep(0.01)  # "training": the writer keeps failing meanwhile
+        outage_loop = time.perf_counter() - started
+        writer = autolog.session.writer()
+        assert writer.pending() > 0  # the records wait in memory, training goes on
+        mlflow_server.start()
+    assert worst < 0.05, f"a log call waited {worst:.3f}s for the dead server"
+    assert outage_loop < 0.2 + 2.0, outage_loop  # 20 sleeps of 10 ms plus 2,000 appends
+    assert autolog.flush(180)
+    assert writer.counters["retried"] > 0 and not writer.dropped()
+    client = MlflowClient(mlflow_uri)
+    mid = mlflow_id(run.id, "exp-outage")
+    for key, fn in (("loss", lambda s: 1.0 / (s + 1)), ("step_sq", lambda s: float(s * s))):
+        history = client.get_metric_history(mid, key)
+        assert [m.step for m in history] == list(range(n)), key
+        assert [m.value for m in history] == [fn(s) for s in range(n)], key
+    assert client.get_run(mid).info.status == "FINISHED"
