@@ -8,7 +8,8 @@ Logs: ``get_params(deep=True)`` flattened (``estimator__C``), training metrics o
 ``learning_curve``, ``validation_curve``, ``permutation_test_score`` and ``cross_val_predict`` log one run per call.
 Estimators of xgboost and lightgbm are left to their own integrations while those are enabled.
 
-Supported: scikit-learn >= 1.3. Turn off with ``autolog.enable(disable_for=["sklearn"])`` or ``AUTOLOG_DISABLE=sklearn``.
+Supported: scikit-learn >= 1.3. Turn off with ``autolog.enable(disable_for=["sklearn"])`` or
+``AUTOLOG_DISABLE=sklearn``.
 """
 
 from __future__ import annotations

@@ -46,10 +46,9 @@ def sample(x: Any, y: Any) -> tuple[Any, Any]:
     from sklearn.utils.validation import _num_samples
 
     n = _num_samples(x)
+    rows = np.arange(n)
     if n > MAX_SAMPLE:
         rows = np.sort(np.random.default_rng(0).choice(n, MAX_SAMPLE, replace=False))
-    else:
-        rows = np.arange(n)
     return _safe_indexing(x, rows), (None if y is None else _safe_indexing(y, rows))
 
 
