@@ -12,9 +12,10 @@ https://github.com/python/cpython/issues/69917), so removing it would break ever
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from autolog import _errors, session
+from autolog import _errors, runs, session
 from autolog.integrations._runcall import RunCall, framework_tags
 from autolog.integrations.sklearn import _log, _search
 from autolog.patching import registry, training_wrapper
@@ -28,11 +29,14 @@ _hooked: list[tuple[type, Any]] = []  # (BaseEstimator, its original __new__ or 
 _on = [False]  # the hook patches classes only while the integration is enabled
 # Classes defined by these modules belong to another integration (which logs their runs) while it is enabled.
 OWNED_ELSEWHERE = {"xgboost": "xgboost", "lightgbm": "lightgbm"}
+LIBRARIES = ("sklearn.", "xgboost.", "lightgbm.")  # a fit called from their code is internal to them
+_OURS = ("autolog.", "wrapt.", "wrapt", "contextlib")
 
 
 def install_hook(base: type) -> None:
     _on[0] = True
     if _hooked:
+        _patch_own_new_classes(base)
         return
     original = base.__dict__.get("__new__", _MISSING)
 
@@ -45,6 +49,18 @@ def install_hook(base: type) -> None:
 
     base.__new__ = staticmethod(__new__)  # type: ignore[assignment]
     _hooked.append((base, original))
+    _patch_own_new_classes(base)
+
+
+def _patch_own_new_classes(base: type) -> None:
+    """Classes already imported that define their own ``__new__`` (sklearn's ``@deprecated`` classes) never reach
+    the hook: patch those few now. Walking the subclasses costs microseconds; patching them all would not."""
+    stack = list(base.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if "__new__" in cls.__dict__ and cls not in _seen:
+            _errors.firewall(HOOK_SITE, patch_class, cls)
 
 
 def remove_hook() -> None:
@@ -89,7 +105,7 @@ class FitCall(RunCall):
     def _log_results(self) -> None:
         opts = session.options()
         est = self.estimator
-        if hasattr(est, "cv_results_"):
+        if "params" in (getattr(est, "cv_results_", None) or {}):  # a search (LassoCV & co have no candidates)
             _search.log_search(self.run, est, opts.max_child_runs)
         if opts.training_metrics:
             x, y = _data(self.args, self.kwargs)
@@ -110,4 +126,18 @@ def _data(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
 def _start(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FitCall | None:
     if instance is None:  # wrapt passes the instance even for ``Estimator.fit(est, X, y)``: never happens
         return None
+    active = runs.active_run()
+    if active is not None and active.state.get("boosting_api"):  # a LabelEncoder inside LGBMClassifier.fit
+        return None
+    if _called_by_a_library():
+        return None
     return FitCall(instance, args, kwargs)
+
+
+def _called_by_a_library() -> bool:
+    """True when the code calling ``fit`` is a library's, not the user's: e.g. ``CalibratedClassifierCV.predict``
+    or ``roc_auc_score`` fitting a ``LabelEncoder`` internally. Such a fit is not a training of the user's."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(_OURS):
+        frame = frame.f_back
+    return frame is not None and frame.f_globals.get("__name__", "").startswith(LIBRARIES)
