@@ -1,0 +1,272 @@
+"""scikit-learn: one run per outermost fit, params, training metrics, model snapshot, searches, CV functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+import autolog
+from autolog.backends.memory import MemoryBackend
+
+
+@pytest.fixture
+def iris():  # type: ignore[no-untyped-def]
+    from sklearn.datasets import load_iris
+
+    return load_iris(return_X_y=True)
+
+
+def _runs(store: MemoryBackend) -> list:
+    return sorted(store.runs.values(), key=lambda r: r.start_time)
+
+
+def test_one_run_per_fit_with_params_metrics_and_a_reloadable_model(memory_store: MemoryBackend, iris) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = iris
+    model = LogisticRegression(C=0.5, max_iter=300).fit(x, y)
+    (run,) = _runs(memory_store)
+    assert run.status == "FINISHED" and run.name == "LogisticRegression"
+    assert run.params["C"] == "0.5" and run.params["max_iter"] == "300"
+    assert run.tags["autolog.integration"] == "sklearn"
+    assert run.metrics["training_accuracy_score"] == pytest.approx(model.score(x, y))
+    assert set(run.metrics) == {
+        "training_accuracy_score",
+        "training_precision_score",
+        "training_recall_score",
+        "training_f1_score",
+        "training_log_loss",
+        "training_roc_auc",
+    }
+    loaded = autolog.load_model(run.id)
+    assert type(loaded) is LogisticRegression
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_the_logged_model_is_the_state_at_the_end_of_fit(memory_store: MemoryBackend, iris) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = iris
+    model = LogisticRegression(max_iter=300).fit(x, y)
+    first_coef = model.coef_.copy()
+    first_run = _runs(memory_store)[0]
+    model.set_params(C=0.001).fit(x, y)  # a later refit by the user
+    assert not np.allclose(model.coef_, first_coef)
+    np.testing.assert_array_equal(autolog.load_model(first_run.id).coef_, first_coef)
+    assert len(memory_store.runs) == 2
+
+
+def test_regressor_and_clusterer_metrics(memory_store: MemoryBackend) -> None:
+    from sklearn.cluster import KMeans
+    from sklearn.datasets import make_blobs, make_regression
+    from sklearn.linear_model import Ridge
+
+    x, y = make_regression(n_samples=120, n_features=5, noise=1.0, random_state=0)
+    Ridge().fit(x, y)
+    xb, _ = make_blobs(n_samples=90, centers=3, random_state=0)
+    KMeans(n_clusters=3, n_init=2, random_state=0).fit(xb)
+    ridge, kmeans = _runs(memory_store)
+    assert ridge.metrics["training_r2_score"] > 0.99
+    assert ridge.metrics["training_root_mean_squared_error"] == pytest.approx(
+        ridge.metrics["training_mean_squared_error"] ** 0.5
+    )
+    assert {"training_score", "training_silhouette_score", "training_davies_bouldin_score"} <= set(kmeans.metrics)
+
+
+def test_training_metrics_use_a_bounded_sample(memory_store: MemoryBackend) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    from autolog.integrations.sklearn import _log
+
+    x = np.random.default_rng(0).normal(size=(_log.MAX_SAMPLE * 3, 3))
+    y = x @ np.array([1.0, 2.0, 3.0])
+    calls: list[int] = []
+
+    class Counting(LinearRegression):
+        def predict(self, x):  # type: ignore[no-untyped-def]
+            calls.append(len(x))
+            return super().predict(x)
+
+    Counting().fit(x, y)
+    assert calls == [_log.MAX_SAMPLE]
+
+
+def test_training_metrics_can_be_turned_off(iris) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    store = MemoryBackend("memory:off")
+    autolog.enable(backend=store, sync=True, training_metrics=False, log_models=False)
+    LogisticRegression(max_iter=300).fit(*iris)
+    (run,) = store.runs.values()
+    assert run.metrics == {} and run.params["C"] == "1.0"
+    assert store.artifacts == {}
+
+
+def test_meta_estimators_log_one_run_with_flattened_params(memory_store: MemoryBackend, iris) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import StackingClassifier, VotingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    x, y = iris
+    pipe = Pipeline(
+        [
+            ("prep", ColumnTransformer([("scale", StandardScaler(), [0, 1])], remainder="passthrough")),
+            ("clf", LogisticRegression(max_iter=300)),
+        ]
+    )
+    pipe.fit(x, y)
+    VotingClassifier([("lr", LogisticRegression(max_iter=300)), ("dt", DecisionTreeClassifier())]).fit(x, y)
+    StackingClassifier([("dt", DecisionTreeClassifier())], cv=2).fit(x, y)
+    pipe_run, vote_run, stack_run = _runs(memory_store)
+    assert [r.name for r in _runs(memory_store)] == ["Pipeline", "VotingClassifier", "StackingClassifier"]
+    assert pipe_run.params["clf__C"] == "1.0"
+    assert pipe_run.params["prep__scale__with_mean"] == "True"
+    assert pipe_run.params["steps"] == "[(prep, ColumnTransformer), (clf, LogisticRegression)]"
+    assert vote_run.params["dt__max_depth"] == "None"
+    assert stack_run.params["final_estimator"] == "None"
+
+
+def test_fit_transform_and_fit_predict_are_runs_too(memory_store: MemoryBackend, iris) -> None:
+    from sklearn.cluster import DBSCAN
+    from sklearn.decomposition import PCA
+
+    x, _ = iris
+    PCA(n_components=2).fit_transform(x)
+    DBSCAN(eps=0.5).fit_predict(x)
+    assert [r.name for r in _runs(memory_store)] == ["PCA", "DBSCAN"]
+
+
+def test_grid_search_parent_and_child_runs(memory_store: MemoryBackend, iris) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(LogisticRegression(max_iter=300), {"C": [0.01, 1.0, 10.0]}, cv=3).fit(*iris)
+    parent, *children = _runs(memory_store)
+    assert parent.name == "GridSearchCV" and parent.parent_id is None
+    assert parent.params["best_C"] == str(search.best_params_["C"])
+    assert parent.metrics["best_cv_score"] == pytest.approx(search.best_score_)
+    assert memory_store.list_artifacts(parent.id) == ["cv_results.json", "model"]
+    assert len(children) == 3 and {c.parent_id for c in children} == {parent.id}
+    assert sorted(c.params["C"] for c in children) == ["0.01", "1.0", "10.0"]
+    for child in children:
+        i = int(child.tags["autolog.candidate"])
+        assert child.metrics["mean_test_score"] == pytest.approx(search.cv_results_["mean_test_score"][i])
+
+
+def test_max_child_runs_keeps_the_best_candidates(iris) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import RandomizedSearchCV
+
+    store = MemoryBackend("memory:children")
+    autolog.enable(backend=store, sync=True, max_child_runs=2)
+    grid = {"C": [0.001, 0.01, 0.1, 1.0]}
+    search = RandomizedSearchCV(LogisticRegression(max_iter=300), grid, n_iter=4, cv=2, random_state=0).fit(*iris)
+    children = [r for r in store.runs.values() if r.parent_id is not None]
+    assert len(children) == 2
+    best = sorted(search.cv_results_["rank_test_score"])[:2]
+    assert sorted(c.metrics["rank_test_score"] for c in children) == [float(b) for b in best]
+
+
+def test_halving_search_logs_one_parent(memory_store: MemoryBackend, iris) -> None:
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn.model_selection import HalvingGridSearchCV
+    from sklearn.tree import DecisionTreeClassifier
+
+    search = HalvingGridSearchCV(DecisionTreeClassifier(random_state=0), {"max_depth": [1, 2, 3, 4]}, cv=2)
+    search.fit(*iris)
+    parents = [r for r in memory_store.runs.values() if r.parent_id is None]
+    children = [r for r in memory_store.runs.values() if r.parent_id is not None]
+    assert [p.name for p in parents] == ["HalvingGridSearchCV"]
+    assert len(children) == len(search.cv_results_["params"])
+
+
+def test_cross_validation_functions_log_one_run_with_per_fold_scores(memory_store: MemoryBackend, iris) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score, cross_validate, learning_curve
+
+    x, y = iris
+    scores = cross_val_score(LogisticRegression(max_iter=300), x, y, cv=4)
+    cross_validate(LogisticRegression(max_iter=300), x, y, cv=3, return_train_score=True)
+    learning_curve(LogisticRegression(max_iter=300), x, y, cv=3, train_sizes=[0.5, 1.0])
+    a, b, c = _runs(memory_store)
+    assert [r.name for r in (a, b, c)] == ["cross_val_score", "cross_validate", "learning_curve"]
+    history = autolog.get_metric_history(a.id, "cv_score")
+    assert [(step, value) for step, value, _ in history] == [(i, pytest.approx(s)) for i, s in enumerate(scores)]
+    assert a.params["estimator__max_iter"] == "300" and a.params["cv"] == "4"
+    assert len(autolog.get_metric_history(b.id, "train_score")) == 3 and "test_score_mean" in b.metrics
+    assert len(autolog.get_metric_history(c.id, "test_score_mean")) == 2
+
+
+def test_user_exception_propagates_unchanged_and_the_run_fails(memory_store: MemoryBackend, iris) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    error = RuntimeError("user code failed")
+
+    class Failing(LogisticRegression):
+        def fit(self, x, y):  # type: ignore[no-untyped-def]
+            raise error
+
+    with pytest.raises(RuntimeError) as info:
+        Failing().fit(*iris)
+    assert info.value is error
+    (run,) = memory_store.runs.values()
+    assert run.status == "FAILED"
+
+
+def test_user_started_run_is_joined_not_ended(memory_store: MemoryBackend, iris) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    with autolog.start_run("mine") as mine:
+        LogisticRegression(max_iter=300).fit(*iris)
+        assert not mine.ended
+    (run,) = memory_store.runs.values()
+    assert run.name == "mine" and run.params["C"] == "1.0" and run.status == "FINISHED"
+
+
+def test_enable_before_and_after_import_and_disable_restores(iris) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    original_fit = LogisticRegression.__dict__["fit"]
+    store = MemoryBackend("memory:after-import")
+    autolog.enable(backend=store, sync=True)
+    LogisticRegression(max_iter=300).fit(*iris)
+    assert len(store.runs) == 1 and LogisticRegression.__dict__["fit"] is not original_fit
+    autolog.disable()
+    assert LogisticRegression.__dict__["fit"] is original_fit
+    LogisticRegression(max_iter=300).fit(*iris)
+    assert len(store.runs) == 1
+    autolog.enable(backend=store, sync=True)  # and on again
+    LogisticRegression(max_iter=300).fit(*iris)
+    assert len(store.runs) == 2
+
+
+def test_enable_before_the_first_import_in_a_fresh_process(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import autolog, sys\n"
+        "autolog.enable(backend='memory:', sync=True)\n"
+        "assert 'sklearn' not in sys.modules\n"
+        "from sklearn.datasets import load_iris\n"
+        "from sklearn.tree import DecisionTreeClassifier\n"
+        "DecisionTreeClassifier().fit(*load_iris(return_X_y=True))\n"
+        "print(len(autolog.search_runs()), autolog.search_runs()[0].name)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert out.stdout.split() == ["1", "DecisionTreeClassifier"]
+
+
+def test_end_to_end_through_sqlite(sqlite_store: str, iris) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    x, y = iris
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y)
+    (run,) = autolog.search_runs()
+    assert run.status == "FINISHED" and run.params["n_estimators"] == "5"
+    np.testing.assert_array_equal(autolog.load_model(run.id).predict(x), model.predict(x))

@@ -1,0 +1,163 @@
+"""XGBoost: xgboost.train and the sklearn API, one run each, exact metric counts, early stopping, importance, model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import autolog
+from autolog.backends.memory import MemoryBackend
+
+xgb = pytest.importorskip("xgboost")
+
+PARAMS = {"objective": "binary:logistic", "eval_metric": ["logloss", "error"], "max_depth": 2, "nthread": 1}
+
+
+@pytest.fixture
+def data():  # type: ignore[no-untyped-def]
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=300, n_features=6, random_state=0)
+    return x, y, xgb.DMatrix(x[:200], y[:200]), xgb.DMatrix(x[200:], y[200:])
+
+
+def test_train_logs_every_eval_metric_every_iteration(memory_store: MemoryBackend, data) -> None:
+    _, _, dtrain, dvalid = data
+    callbacks: list = []
+    booster = xgb.train(PARAMS, dtrain, 12, evals=[(dtrain, "train"), (dvalid, "valid")], callbacks=callbacks)
+    (run,) = memory_store.runs.values()
+    assert run.status == "FINISHED" and run.tags["autolog.integration"] == "xgboost"
+    assert run.params["max_depth"] == "2" and run.params["num_boost_round"] == "12"
+    assert run.params["evals"] == "['train', 'valid']"
+    keys = {"train-logloss", "train-error", "valid-logloss", "valid-error"}
+    assert set(run.metrics) == keys
+    histories = {k: autolog.get_metric_history(run.id, k) for k in keys}
+    assert sum(len(h) for h in histories.values()) == 12 * 2 * 2
+    assert [step for step, _, _ in histories["valid-logloss"]] == list(range(12))
+    expected = booster.eval(dvalid, "valid", 11)
+    assert f"valid-logloss:{run.metrics['valid-logloss']:.6f}" in expected
+    assert callbacks == []  # the user's list is left as it was
+
+
+def test_user_callbacks_list_is_the_same_object_with_the_same_contents(memory_store: MemoryBackend, data) -> None:
+    _, _, dtrain, _ = data
+
+    class Mine(xgb.callback.TrainingCallback):
+        seen = 0
+
+        def after_iteration(self, model, epoch, evals_log):  # type: ignore[no-untyped-def]
+            Mine.seen += 1
+            return False
+
+    mine = Mine()
+    callbacks = [mine]
+
+    xgb.train(PARAMS, dtrain, 3, callbacks=callbacks)
+    assert callbacks == [mine] and Mine.seen == 3
+
+
+def test_early_stopping_values(memory_store: MemoryBackend, data) -> None:
+    _, _, dtrain, dvalid = data
+    booster = xgb.train(
+        {**PARAMS, "eta": 1.0, "max_depth": 6},
+        dtrain,
+        200,
+        evals=[(dvalid, "valid")],
+        early_stopping_rounds=2,
+        verbose_eval=False,
+    )
+    (run,) = memory_store.runs.values()
+    assert booster.num_boosted_rounds() < 200
+    assert run.metrics["best_iteration"] == booster.best_iteration
+    assert run.metrics["best_score"] == pytest.approx(booster.best_score)
+    assert run.metrics["stopped_iteration"] == booster.num_boosted_rounds() - 1
+    assert len(autolog.get_metric_history(run.id, "valid-error")) == booster.num_boosted_rounds()
+
+
+def test_importance_json_png_and_native_model(memory_store: MemoryBackend, data) -> None:
+    _, _, dtrain, dvalid = data
+    booster = xgb.train(PARAMS, dtrain, 5)
+    (run,) = memory_store.runs.values()
+    folder = Path(memory_store.download_artifact(run.id, "feature_importance"))
+    names = sorted(p.name for p in folder.iterdir())
+    kinds = ("weight", "gain", "cover", "total_gain", "total_cover")
+    assert names == sorted([f"{k}.json" for k in kinds] + ["gain.png"])
+    assert json.loads((folder / "gain.json").read_text()) == pytest.approx(booster.get_score(importance_type="gain"))
+    assert (Path(memory_store.download_artifact(run.id, "model")) / "model.ubj").is_file()
+    loaded = autolog.load_model(run.id)
+    np.testing.assert_allclose(loaded.predict(dvalid), booster.predict(dvalid))
+
+
+def test_sklearn_api_logs_one_run_not_two(memory_store: MemoryBackend, data) -> None:
+    x, y, _, _ = data
+    model = xgb.XGBClassifier(n_estimators=7, max_depth=2, eval_metric=["logloss", "auc"], n_jobs=1)
+    model.fit(x[:200], y[:200], eval_set=[(x[:200], y[:200]), (x[200:], y[200:])], verbose=False)
+    (run,) = memory_store.runs.values()
+    assert run.name == "XGBClassifier" and run.status == "FINISHED"
+    assert run.params["n_estimators"] == "7"
+    keys = {"validation_0-logloss", "validation_0-auc", "validation_1-logloss", "validation_1-auc"}
+    assert set(run.metrics) == keys
+    assert sum(len(autolog.get_metric_history(run.id, k)) for k in keys) == 7 * 2 * 2
+    loaded = autolog.load_model(run.id)
+    assert type(loaded) is xgb.XGBClassifier
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_regressor_and_ranker(memory_store: MemoryBackend, data) -> None:
+    x, y, _, _ = data
+    xgb.XGBRegressor(n_estimators=3, n_jobs=1).fit(x, y.astype(float))
+    xgb.XGBRanker(n_estimators=3, n_jobs=1).fit(x, y, qid=np.repeat(np.arange(30), 10))
+    assert sorted(r.name for r in memory_store.runs.values()) == ["XGBRanker", "XGBRegressor"]
+
+
+def test_sklearn_api_inside_a_pipeline_logs_the_pipeline_only(memory_store: MemoryBackend, data) -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y, _, _ = data
+    make_pipeline(StandardScaler(), xgb.XGBClassifier(n_estimators=3, n_jobs=1)).fit(x, y)
+    (run,) = memory_store.runs.values()
+    assert run.name == "Pipeline" and run.params["xgbclassifier__n_estimators"] == "3"
+
+
+def test_user_exception_in_a_callback_propagates_and_fails_the_run(memory_store: MemoryBackend, data) -> None:
+    _, _, dtrain, _ = data
+    error = ValueError("stop here")
+
+    class Boom(xgb.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log):  # type: ignore[no-untyped-def]
+            raise error
+
+    with pytest.raises(ValueError) as info:
+        xgb.train(PARAMS, dtrain, 5, callbacks=[Boom()])
+    assert info.value is error
+    (run,) = memory_store.runs.values()
+    assert run.status == "FAILED"
+
+
+def test_explicit_callback_without_patching(data) -> None:
+    from autolog.integrations.xgboost import AutologCallback
+
+    store = MemoryBackend("memory:explicit")
+    autolog.enable(backend=store, sync=True, disable_for=["xgboost"])
+    _, _, dtrain, dvalid = data
+    with autolog.start_run("manual") as run:
+        xgb.train(PARAMS, dtrain, 4, evals=[(dvalid, "valid")], callbacks=[AutologCallback()], verbose_eval=False)
+    (stored,) = store.runs.values()
+    assert stored.id == run.id and stored.params == {}
+    assert len(autolog.get_metric_history(run.id, "valid-logloss")) == 4
+
+
+def test_disable_restores_the_originals(data) -> None:
+    import xgboost.sklearn
+    import xgboost.training
+
+    originals = (xgboost.train, xgboost.training.train, xgboost.sklearn.train, xgboost.XGBModel.__dict__["fit"])
+    autolog.enable(backend=MemoryBackend("memory:restore"), sync=True)
+    assert xgboost.train is not originals[0]
+    autolog.disable()
+    now = (xgboost.train, xgboost.training.train, xgboost.sklearn.train, xgboost.XGBModel.__dict__["fit"])
+    assert all(a is b for a, b in zip(now, originals, strict=True))
