@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from autolog import session
+from autolog import _errors, session
 from autolog.records import FAILED, FINISHED, KILLED, Artifact, ModelArtifact, RunEnd, RunStart
 from autolog.writer import ARTIFACT, END, METRICS, PARAMS, START, TAGS
 
@@ -76,6 +76,8 @@ class ActiveRun:
         global _ambient
         if self.ended:
             return
+        for callback in self.state.pop("on_end", ()):  # integrations log their final model here
+            _errors.firewall("run:on_end", callback, self, status)
         self.ended = True
         with _open_lock:
             _open.pop(self.id, None)
