@@ -77,6 +77,8 @@ class ActiveRun:
         global _ambient
         if self.ended:
             return
+        for callback in self.state.pop("on_end", ()):  # integrations log their final model here
+            _errors.firewall("run:on_end", callback, self, status)
         self.ended = True
         with _open_lock:
             _open.pop(self.id, None)

@@ -1,0 +1,310 @@
+"""Plain PyTorch loops (no Lightning): a hand-written ``for x, y in loader: ... optimizer.step()`` records itself.
+
+What is logged, with no change to the loop:
+- a run that starts at the first optimizer step (or joins the run the user started) and ends at
+  ``autolog.end_run()`` or when the script ends (FINISHED; FAILED / KILLED when it dies of an exception);
+- params: optimizer class and param-group settings, the model's class and parameter counts, the DataLoader's
+  batch size;
+- per step (the optimizer step count): ``loss`` from ``torch.nn`` loss modules and ``torch.nn.functional`` losses
+  computed with grad since the previous step (the mean when several calls of one loss; ``loss/<name>`` each when
+  several losses), ``lr`` of each param group, ``epoch`` (passes over the training DataLoader);
+- the final model (state dict + class path), reloadable with ``autolog.load_model``.
+
+How: torch's own global optimizer step hook (``register_optimizer_step_post_hook``); the ``torch.nn.functional``
+loss functions (which the loss modules call) and ``DataLoader.__iter__`` are wrapped. A global forward pre-hook finds
+the model (the module called whose parameters the optimizer holds) and is removed at the first step. Loss tensors
+are detached and read by the writer thread: the training thread never calls ``.item()``.
+
+Stands down while Lightning drives the loop. Supported: torch >= 2.0. Off: ``autolog.enable(disable_for=["torch"])``
+or ``AUTOLOG_DISABLE=torch``.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from autolog import _errors, patching, runs, session
+from autolog.integrations import Integration
+from autolog.integrations._torch_model import class_path, snapshot
+from autolog.patching import registry
+
+if TYPE_CHECKING:
+    import torch
+
+NAME = "torch"
+SITE_STEP = _errors.register_site("torch:optimizer_step")
+SITE_END = _errors.register_site("torch:run_end")
+_MAX_PENDING = 256  # losses computed with grad and no optimizer step yet: bounded (inference with grad never steps)
+_MAX_SEEN = 4096  # modules remembered while looking for the model
+
+
+def _loss_names(F: Any) -> list[str]:
+    extra = ("cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div")
+    return sorted({n for n in dir(F) if n.endswith("_loss") and callable(getattr(F, n))} | set(extra))
+
+
+class _Mean:
+    """Mean of several loss tensors of one step, computed on the writer thread (``.item()`` there, not here)."""
+
+    __slots__ = ("tensors",)
+
+    def __init__(self, tensors: list[Any]) -> None:
+        self.tensors = tensors
+
+    def item(self) -> float:
+        return sum(float(t.item()) for t in self.tensors) / len(self.tensors)
+
+
+class _Loop:
+    """What the plain-loop integration knows in this process."""
+
+    def __init__(self) -> None:
+        self.local = threading.local()  # loss-call nesting depth per thread
+        self.pending: deque[tuple[str, Any]] = deque(maxlen=_MAX_PENDING)
+        self.stand_down = 0  # > 0 while a Lightning fit runs in this process (also in spawned DDP workers)
+        self.handles: list[Any] = []
+        self.finder: Any = None  # the forward pre-hook handle while looking for the model
+        self.seen: dict[int, weakref.ref[Any]] = {}
+        self.loader_passes: dict[int, int] = {}
+        self.last_loader: weakref.ref[Any] | None = None
+        self.reset_run()
+
+    def reset_run(self) -> None:
+        self.run: runs.ActiveRun | None = None
+        self.step = 0
+        self.primary: int | None = None
+        self.lr_keys: dict[int, list[str]] = {}
+        self.model: Any = None  # held until the run ends: its final weights are the run's model
+        self.train_loader: int | None = None
+        self.epoch = -1
+
+
+_loop = _Loop()
+
+
+class TorchIntegration(Integration):
+    name = NAME
+    modules = ("torch",)
+    distribution = "torch"
+    min_version = "2.0"
+
+    def patch(self, module_name: str) -> None:
+        import torch.nn.functional as F
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+        from torch.utils.data import DataLoader
+
+        for name in _loss_names(F):
+            registry.patch(NAME, F, name, _loss_wrapper(name))
+        registry.patch(NAME, DataLoader, "__iter__", _iter_wrapper)
+        _loop.handles.append(register_optimizer_step_post_hook(_after_step))
+        _watch_forward(True)
+
+    def unpatch(self) -> None:
+        for handle in _loop.handles:
+            handle.remove()
+        _loop.handles.clear()
+        _watch_forward(False)
+        registry.revert(NAME)
+
+
+def stand_down(on: bool) -> None:
+    """Lightning calls this around a fit: its own integration logs, so the plain-loop one keeps quiet."""
+    _loop.stand_down += 1 if on else -1
+    _loop.pending.clear()
+    _watch_forward(not on and _loop.stand_down == 0 and bool(_loop.handles) and _loop.model is None)
+
+
+def _active() -> bool:
+    return _loop.stand_down <= 0 and patching.gate(NAME)
+
+
+# -- losses ------------------------------------------------------------------------------------------------------
+def _loss_wrapper(name: str) -> Any:
+    loop = _loop
+    local = loop.local
+    pending = loop.pending
+    enabled = session.enabled
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        depth = getattr(local, "depth", 0)
+        if depth:  # a loss computed inside another (e.g. a loss module's own helpers): count the outer one
+            return wrapped(*args, **kwargs)
+        local.depth = 1
+        try:
+            result = wrapped(*args, **kwargs)
+        finally:
+            local.depth = 0
+        # The full gate runs at the step; here only what is cheap. Losses never followed by a step fall off the
+        # bounded deque.
+        if getattr(result, "requires_grad", False) and enabled() and loop.stand_down <= 0:
+            pending.append((name, result.detach()))  # no sync: the writer reads it
+        return result
+
+    return wrapper
+
+
+# -- DataLoader passes ---------------------------------------------------------------------------------------------
+def _iter_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if _active():
+        key = id(instance)
+        _loop.loader_passes[key] = _loop.loader_passes.get(key, 0) + 1
+        _loop.last_loader = weakref.ref(instance)
+    return wrapped(*args, **kwargs)
+
+
+# -- finding the model -------------------------------------------------------------------------------------------
+def _watch_forward(on: bool) -> None:
+    """A global forward pre-hook remembers the modules called until the first step finds the model."""
+    if on and _loop.finder is None:
+        from torch.nn.modules.module import register_module_forward_pre_hook
+
+        _loop.finder = register_module_forward_pre_hook(_seen)
+    elif not on and _loop.finder is not None:
+        _loop.finder.remove()
+        _loop.finder = None
+
+
+def _seen(module: Any, args: Any) -> None:
+    seen = _loop.seen
+    ref = seen.get(id(module))
+    if ref is None or ref() is not module:  # new, or a dead module's id reused
+        if len(seen) >= _MAX_SEEN:
+            for key in [k for k, r in seen.items() if r() is None]:
+                del seen[key]
+        if len(seen) < _MAX_SEEN:
+            seen[id(module)] = weakref.ref(module)
+
+
+def _find_model(optimizer: torch.optim.Optimizer) -> Any:
+    """The module called whose parameters overlap the optimizer's most (the smallest such: not a wrapper)."""
+    params = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    best, best_key = None, (0, 0)
+    for ref in list(_loop.seen.values()):
+        module = ref()
+        if module is None:
+            continue
+        ids = [id(p) for p in module.parameters()]
+        overlap = sum(1 for i in ids if i in params)
+        key = (overlap, -len(ids))
+        if overlap and key > best_key:
+            best, best_key = module, key
+    return best
+
+
+# -- the step ----------------------------------------------------------------------------------------------------
+def _after_step(optimizer: Any, args: Any, kwargs: Any) -> None:
+    if not _active():
+        _loop.pending.clear()
+        return
+    _errors.firewall(SITE_STEP, _on_step, optimizer)
+
+
+def _on_step(optimizer: Any) -> None:
+    loop = _loop
+    run = loop.run
+    if run is None or run.ended:
+        run = _start(optimizer)
+    key = id(optimizer)
+    if key == loop.primary:
+        step = loop.step
+        loop.step += 1
+    elif key not in loop.lr_keys:
+        _log_optimizer(run, optimizer)
+        step = max(loop.step - 1, 0)
+    else:
+        step = max(loop.step - 1, 0)
+    n = session.options().log_every_n_steps
+    if n > 1 and step % n:
+        loop.pending.clear()
+        return
+    metrics: dict[str, Any] = _losses()
+    for k, group in zip(loop.lr_keys[key], optimizer.param_groups, strict=False):
+        metrics[k] = group["lr"]
+    if loop.train_loader is not None:
+        epoch = loop.loader_passes.get(loop.train_loader, 1) - 1
+        if epoch != loop.epoch:
+            loop.epoch = epoch
+            metrics["epoch"] = epoch
+    run.log_metrics(metrics, step)
+
+
+def _losses() -> dict[str, Any]:
+    pending = _loop.pending
+    if not pending:
+        return {}
+    if len(pending) == 1:
+        return {"loss": pending.pop()[1]}
+    by_name: dict[str, list[Any]] = {}
+    for name, tensor in pending:
+        by_name.setdefault(name, []).append(tensor)
+    pending.clear()
+    single = len(by_name) == 1
+    out: dict[str, Any] = {}
+    for name, tensors in by_name.items():
+        out["loss" if single else f"loss/{name}"] = tensors[0] if len(tensors) == 1 else _Mean(tensors)
+    return out
+
+
+def _start(optimizer: Any) -> runs.ActiveRun:
+    """The first step: join the active run (the user's) or open one for the rest of the script."""
+    loop = _loop
+    loop.reset_run()
+    run = runs.active_run()
+    if run is None or (session.options().exclusive and run.user_started):
+        run = runs.new_run(tags={"autolog.integration": NAME})
+        runs.set_ambient(run)
+    loop.run = run
+    loop.primary = id(optimizer)
+    run.state.setdefault("on_end", []).append(_on_end)
+    model = _find_model(optimizer)
+    if model is not None:
+        loop.model = model
+        _watch_forward(False)
+        run.log_params(
+            {
+                "model_class": class_path(model),
+                "model_parameters": sum(p.numel() for p in model.parameters()),
+                "model_trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            }
+        )
+    loader = loop.last_loader() if loop.last_loader is not None else None
+    if loader is not None:
+        loop.train_loader = id(loader)
+        size = loader.batch_size
+        if size is None:
+            size = getattr(loader.batch_sampler, "batch_size", None)
+        if size is not None:
+            run.log_params({"batch_size": size})
+    _log_optimizer(run, optimizer)
+    return run
+
+
+def _log_optimizer(run: runs.ActiveRun, optimizer: Any) -> None:
+    loop = _loop
+    index = len(loop.lr_keys)
+    prefix = "optimizer" if index == 0 else f"optimizer_{index}"
+    groups = optimizer.param_groups
+    params: dict[str, Any] = {prefix: type(optimizer).__name__}
+    keys = []
+    for i, group in enumerate(groups):
+        where = prefix if len(groups) == 1 else f"{prefix}.pg{i}"
+        params.update({f"{where}.{k}": v for k, v in group.items() if k != "params"})
+        lr = "lr" if index == 0 else f"lr_{index}"
+        keys.append(lr if len(groups) == 1 else f"{lr}/pg{i}")
+    loop.lr_keys[id(optimizer)] = keys
+    run.log_params(params)
+
+
+def _on_end(run: runs.ActiveRun, status: str) -> None:
+    """Called by ``ActiveRun.end`` (also at exit): log the model, and let the next step open a new run."""
+    loop = _loop
+    model = loop.model
+    if loop.run is run:
+        loop.reset_run()
+        _watch_forward(bool(loop.handles) and loop.stand_down <= 0)
+    loop.pending.clear()
+    if model is not None and session.options().log_models:
+        _errors.firewall(SITE_END, lambda: run.log_model(snapshot(model)))

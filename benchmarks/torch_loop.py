@@ -1,0 +1,90 @@
+"""Plain PyTorch loop overhead: MLP 64->128->2, batch 64, 2,000 steps, the loss logged each step.
+
+Modes (run each in a fresh process through the runner, alternated):
+- ``bare``: the loop alone;
+- ``autolog``: ``autolog.enable()`` (SQLite store in a temp dir) and nothing else changed: the loss is captured from
+  the loss module, the lr from the optimizer, at the optimizer step hook;
+- ``mlflow_sync``: ``mlflow.log_metric("loss", loss.item(), step)`` each step into a local file store;
+- ``mlflow_async``: the same with ``synchronous=False``.
+
+    python benchmarks/runner.py --modes bare,autolog,mlflow_sync,mlflow_async --repeats 5 benchmarks/torch_loop.py
+
+Only the loop is timed (``"seconds"``); autolog's end of run (flush, model save) is reported apart as
+``"end_seconds"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", required=True, choices=("bare", "autolog", "mlflow_sync", "mlflow_async"))
+    parser.add_argument("--steps", type=int, default=2000)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="autolog-bench-"))
+
+    import torch
+
+    if args.mode == "autolog":
+        import autolog
+
+        autolog.enable(backend=f"sqlite:///{tmp / 'runs.db'}")
+    log = None
+    if args.mode.startswith("mlflow"):
+        import mlflow
+
+        mlflow.set_tracking_uri((tmp / "mlruns").as_uri())
+        mlflow.start_run()
+        synchronous = args.mode == "mlflow_sync"
+
+        def log(loss: torch.Tensor, step: int) -> None:
+            mlflow.log_metric("loss", loss.item(), step=step, synchronous=synchronous)
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    data = torch.utils.data.TensorDataset(torch.randn(64 * 100, 64), torch.randint(0, 2, (64 * 100,)))
+    loader = torch.utils.data.DataLoader(data, batch_size=64, shuffle=True)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    step = 0
+    t0 = time.perf_counter()
+    while step < args.steps:
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimizer.step()
+            if log is not None:
+                log(loss, step)
+            step += 1
+            if step == args.steps:
+                break
+    seconds = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    if args.mode == "autolog":
+        import autolog
+
+        autolog.end_run()
+    elif log is not None:
+        import mlflow
+
+        mlflow.end_run()
+    print(
+        json.dumps({"seconds": seconds, "end_seconds": time.perf_counter() - t1, "per_step_us": seconds / step * 1e6})
+    )
+
+
+if __name__ == "__main__":
+    main()

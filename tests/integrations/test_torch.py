@@ -1,0 +1,311 @@
+"""Plain PyTorch loops: tiny real models on synthetic data, values checked step by step."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import autolog  # noqa: E402
+from autolog.backends.memory import MemoryBackend  # noqa: E402
+
+
+class Net(torch.nn.Module):
+    def __init__(self, hidden: int = 8) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(4, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def make_loader(n: int = 48, batch_size: int = 16, **kwargs: object) -> torch.utils.data.DataLoader:
+    gen = torch.Generator().manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(n, 4, generator=gen), torch.randint(0, 2, (n,), generator=gen))
+    return torch.utils.data.DataLoader(data, batch_size=batch_size, **kwargs)
+
+
+def train(epochs: int = 2, functional: bool = False, loader=None, model=None, optimizer=None):  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    model = model or Net()
+    optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    loader = loader or make_loader()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    losses = []
+    for _ in range(epochs):
+        for x, y in loader:
+            optimizer.zero_grad()
+            out = model(x)
+            loss = torch.nn.functional.cross_entropy(out, y) if functional else loss_fn(out, y)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.detach().clone())
+    return model, [t.item() for t in losses]
+
+
+def only_run(backend: MemoryBackend) -> autolog.Run:
+    runs = autolog.search_runs()
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def history(run_id: str, key: str) -> list[tuple[int, float]]:
+    return [(step, value) for step, value, _ in autolog.get_metric_history(run_id, key)]
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_loss_lr_epoch_and_params_are_logged_step_by_step(memory_store: MemoryBackend, functional: bool) -> None:
+    model, losses = train(epochs=2, functional=functional)
+    assert autolog.active_run() is not None  # open until the script ends or end_run()
+    autolog.end_run()
+    run = only_run(memory_store)
+    assert run.status == "FINISHED"
+    assert history(run.id, "loss") == list(enumerate(losses))  # 3 batches x 2 epochs, exact values
+    assert history(run.id, "lr") == [(i, 0.1) for i in range(6)]
+    assert history(run.id, "epoch") == [(0, 0.0), (3, 1.0)]
+    assert run.params["optimizer"] == "SGD"
+    assert run.params["optimizer.lr"] == "0.1"
+    assert run.params["optimizer.momentum"] == "0.9"
+    assert run.params["model_class"] == f"{Net.__module__}:Net"
+    assert run.params["model_parameters"] == str(sum(p.numel() for p in model.parameters())) == "58"
+    assert run.params["batch_size"] == "16"
+    assert run.tags["autolog.integration"] == "torch"
+
+
+def test_final_model_is_reloadable(memory_store: MemoryBackend) -> None:
+    model, _ = train(epochs=1)
+    autolog.end_run()
+    loaded = autolog.load_model(only_run(memory_store).id)
+    assert type(loaded) is Net
+    assert loaded is not model
+    for (k1, v1), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert k1 == k2
+        assert torch.equal(v1, v2)
+
+
+def test_param_groups_and_a_second_optimizer_get_their_own_lr_keys(memory_store: MemoryBackend) -> None:
+    torch.manual_seed(0)
+    model = Net()
+    head = torch.nn.Linear(2, 1)
+    opt = torch.optim.Adam([{"params": model.body[0].parameters()}, {"params": model.body[2].parameters(), "lr": 0.01}])
+    opt2 = torch.optim.SGD(head.parameters(), lr=0.5)
+    for x, y in make_loader():
+        out = model(x)
+        loss = torch.nn.functional.cross_entropy(out, y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        loss2 = torch.nn.functional.mse_loss(head(out.detach()).squeeze(1), y.float())
+        loss2.backward()
+        opt2.step()
+        opt2.zero_grad()
+    autolog.end_run()
+    run = only_run(memory_store)
+    assert history(run.id, "lr/pg0") == [(0, 0.001), (1, 0.001), (2, 0.001)]
+    assert history(run.id, "lr/pg1") == [(0, 0.01), (1, 0.01), (2, 0.01)]
+    assert history(run.id, "lr_1") == [(0, 0.5), (1, 0.5), (2, 0.5)]
+    assert run.params["optimizer"] == "Adam"
+    assert run.params["optimizer.pg1.lr"] == "0.01"
+    assert run.params["optimizer_1"] == "SGD"
+    assert len(history(run.id, "loss")) == 6  # each step logs the loss computed since the previous step
+
+
+def test_scheduler_changes_show_in_lr_and_log_every_n_steps_is_honoured() -> None:
+    autolog.enable(backend=MemoryBackend("memory:n"), sync=True, log_every_n_steps=2)
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    for x, y in make_loader(n=64):
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        sched.step()
+    autolog.end_run()
+    run = autolog.search_runs()[0]
+    assert history(run.id, "lr") == [(0, 1.0), (2, 0.25)]
+    assert [s for s, _ in history(run.id, "loss")] == [0, 2]
+
+
+def test_a_user_run_is_joined_and_not_ended(memory_store: MemoryBackend) -> None:
+    with autolog.start_run("mine") as run:
+        train(epochs=1)
+        assert autolog.active_run() is run
+        assert memory_store.runs[run.id].status == "RUNNING"
+    stored = only_run(memory_store)
+    assert stored.name == "mine"
+    assert stored.status == "FINISHED"
+    assert len(history(run.id, "loss")) == 3
+    assert autolog.load_model(run.id).__class__ is Net  # logged when the user's run ended
+
+
+def test_after_end_run_the_next_step_opens_a_new_run(memory_store: MemoryBackend) -> None:
+    train(epochs=1)
+    autolog.end_run()
+    train(epochs=1)
+    autolog.end_run()
+    runs = autolog.search_runs()
+    assert len(runs) == 2
+    assert all(len(history(r.id, "loss")) == 3 for r in runs)
+
+
+def test_no_grad_losses_and_suppressed_steps_are_not_logged(memory_store: MemoryBackend) -> None:
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loader = make_loader()
+    with torch.no_grad():
+        for x, y in loader:
+            torch.nn.functional.cross_entropy(model(x), y)  # evaluation: no grad, no step
+    with autolog.suppress():
+        for x, y in loader:
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    assert autolog.search_runs() == []
+    _, losses = train(epochs=1, model=model, optimizer=opt)
+    autolog.end_run()
+    assert [v for _, v in history(only_run(memory_store).id, "loss")] == losses
+
+
+def test_disable_restores_torch_exactly() -> None:
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+
+    before = (F.cross_entropy, F.mse_loss, DataLoader.__dict__["__iter__"])
+    autolog.enable(backend="memory:", sync=True)
+    assert F.cross_entropy is not before[0]
+    autolog.disable()
+    assert (F.cross_entropy, F.mse_loss, DataLoader.__dict__["__iter__"]) == before
+    from torch.optim.optimizer import _global_optimizer_post_hooks
+
+    assert not any(
+        getattr(h, "__module__", "") == "autolog.integrations.torch" for h in _global_optimizer_post_hooks.values()
+    )
+
+
+SYNC_METHODS = ("item", "tolist", "__float__", "__int__", "__bool__", "numpy")
+
+
+def count_syncs(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count host-device sync calls made on this (the training) thread; the writer thread is not counted."""
+    counts = dict.fromkeys(SYNC_METHODS, 0)
+    me = threading.get_ident()
+    for name in SYNC_METHODS:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _name=name, _original=original):  # type: ignore[no-untyped-def]
+            if threading.get_ident() == me:
+                counts[_name] += 1
+            return _original(self, *args)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return counts
+
+
+def test_no_extra_item_or_other_sync_on_the_training_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = MemoryBackend("memory:async")
+    counts = count_syncs(monkeypatch)
+
+    def loop() -> None:
+        torch.manual_seed(0)
+        model = Net()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(2):
+            for x, y in make_loader():
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(model(x), y).backward()
+                opt.step()
+
+    loop()
+    without = dict(counts)
+    counts.update(dict.fromkeys(counts, 0))
+    autolog.enable(backend=backend, flush_interval=0.01)  # the real asynchronous writer: it reads the tensors
+    loop()
+    with_autolog = dict(counts)
+    autolog.end_run()  # the end (flush, model snapshot) is outside the loop
+    assert len(backend.history[(next(iter(backend.runs)), "loss")]) == 6  # the loss was logged
+    assert with_autolog == without
+
+
+def run_script(code: str, tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent(code), encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=timeout, cwd=tmp_path, check=False
+    )
+
+
+SCRIPT = """
+    import torch, autolog
+    autolog.enable(backend="sqlite:///{db}")
+    torch.manual_seed(0)
+    ds = torch.utils.data.TensorDataset(torch.randn(64, 4), torch.randint(0, 2, (64,)))
+    loader = torch.utils.data.DataLoader(ds, batch_size=16, {loader_args})
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(2):
+        for x, y in loader:
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+    {tail}
+"""
+
+
+def read_store(db: Path) -> tuple[list[tuple[str, str]], int]:
+    con = sqlite3.connect(db)
+    try:
+        runs = con.execute("SELECT id, status FROM runs").fetchall()
+        losses = con.execute("SELECT COUNT(*) FROM metrics WHERE key = 'loss'").fetchone()[0]
+    finally:
+        con.close()
+    return runs, losses
+
+
+@pytest.mark.parametrize(
+    ("tail", "status", "code"),
+    [("print('done')", "FINISHED", 0), ("raise ValueError('boom')", "FAILED", 1)],
+)
+def test_the_run_ends_with_the_script(tmp_path: Path, tail: str, status: str, code: int) -> None:
+    db = tmp_path / "runs.db"
+    proc = run_script(SCRIPT.format(db=db, loader_args="", tail=tail), tmp_path)
+    assert proc.returncode == code, proc.stderr
+    runs, losses = read_store(db)
+    assert [s for _, s in runs] == [status]
+    assert losses == 8
+
+
+def test_dataloader_workers_create_no_runs(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    code = SCRIPT.format(
+        db=db,
+        loader_args="num_workers=2, multiprocessing_context='fork', persistent_workers=False",
+        tail="print(autolog.flush(30))",
+    )
+    proc = run_script(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"
+    runs, losses = read_store(db)
+    assert [s for _, s in runs] == ["FINISHED"]
+    assert losses == 8  # 4 batches x 2 epochs, nothing from the workers
+
+
+def test_schema_used_by_read_store_is_the_sqlite_backends(tmp_path: Path) -> None:
+    """read_store above reads the SQLite tables directly: check it against the read API once."""
+    db = tmp_path / "runs.db"
+    proc = run_script(SCRIPT.format(db=db, loader_args="", tail="autolog.end_run()"), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    autolog.enable(backend=f"sqlite:///{db}")
+    (run,) = autolog.search_runs()
+    assert read_store(db) == ([(run.id, "FINISHED")], len(autolog.get_metric_history(run.id, "loss")))
+    assert json.loads(json.dumps(run.params))["optimizer"] == "SGD"
+    assert os.path.exists(db)
