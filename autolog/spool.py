@@ -128,6 +128,7 @@ class Spool:
         self.full = False
         self.confirmed = 0
         self.hi = 0  # the highest journal offset the writer has taken from its queue
+        self.cursor = 0  # where the last journaled record the writer took from its queue ends
         self.outage = False
         self.held: list[Record] = []
         self.markers: list[threading.Event] = []
@@ -163,13 +164,14 @@ class Spool:
         get_ident = threading.get_ident
         owner = 0
         magic, metrics = MAGIC, METRICS  # closure locals: cheaper than globals on the hot path
+        fresh = True
         ids: dict[str, dict[Any, int]] = {}
         buf: Any = None
         base = pos = limit = 0
 
         def roll(need: int) -> bool:
             """Start a new segment with room for ``need`` bytes; False when the spool is full."""
-            nonlocal buf, base, pos, limit, ids
+            nonlocal buf, base, pos, limit, ids, fresh
             opened = list(state.open_runs)
             header = ("h", {"backend": state.uri, "pid": os.getpid(), "created": time.time()})
             extra = journal.blob_size(header) + journal.blob_size(("o", opened))
@@ -202,6 +204,7 @@ class Spool:
             state.segments.append((new_base, size, path))
             pos = journal.write_blob(buf, 0, header)
             pos = journal.write_blob(buf, pos, ("o", opened))
+            fresh = True  # the next metric record does not follow the previous one: it carries its end offset
             return True
 
         def register(rid: str, keys: dict[Any, int], key: Any, p: int) -> tuple[int, int]:
@@ -224,7 +227,7 @@ class Spool:
             if kind == METRICS:
                 if state.full or not roll(SIZE * len(record[4])):
                     state.counters["unspooled"] += len(record[4])
-                    push(record)
+                    push((*record, None))
                     return
                 fast(record)
                 return
@@ -258,6 +261,8 @@ class Spool:
             """Another thread than the journal's owner: memory only (one writer per mapping, no lock per call)."""
             with lock:
                 state.counters["unspooled"] += len(record[4]) if record[0] == METRICS else 1
+            if record[0] == METRICS:
+                record = (*record, None)
             _errors.warn(
                 "autolog: records logged from a second thread are kept in memory only (the spool journals the "
                 "thread that logged first); they are written normally but would not survive a SIGKILL",
@@ -267,7 +272,7 @@ class Spool:
 
         def put(record: Record) -> None:
             # The hot path: no lock, no system call; keep it short (see benchmarks/spool_cost.py).
-            nonlocal pos
+            nonlocal pos, fresh
             if get_ident() != owner:
                 foreign(record)
                 return
@@ -275,8 +280,9 @@ class Spool:
                 slow(record)
                 return
             _, rid, step, ts, values = record
-            p = pos
-            if p + (len(values) << 5) > limit:
+            start = p = pos
+            span = len(values) << 5
+            if p + span > limit:
                 slow(record)
                 return
             keys = ids.get(rid)
@@ -302,10 +308,12 @@ class Spool:
                     left = {}
                 left[key] = values[key]
             pos = p
-            if left is None:
-                record = (metrics, rid, step, ts, values, base + p)
-            else:
+            if left is not None:
                 record = (metrics, rid, step, ts, values, base + p, left)
+            elif fresh or p - start != span:  # a key blob or a new segment came first: say where it ends
+                record = (metrics, rid, step, ts, values, base + p)
+                fresh = False
+            # else: the common case, the record as given (its slots follow the previous record's; the writer counts)
             if len(queue) < crowded:
                 append(record)
             else:
@@ -329,7 +337,7 @@ class Spool:
 
     def handle(self, writer: Writer, chunk: list[Record], markers: list[threading.Event]) -> None:
         """Write one chunk (normal mode) or keep what the journal does not hold (outage mode)."""
-        hi = _last_offset(chunk)
+        hi = self._advance(chunk)
         if not self.outage:
             self._failed = False
             if chunk:
@@ -353,16 +361,35 @@ class Spool:
         self._hold(writer, chunk, hi)
         self.markers.extend(markers)
 
+    def _advance(self, chunk: list[Record]) -> int:
+        """The journal offset the chunk's records reach (0: none journaled). A metric record as logged (5 items)
+        fills the slots right after the previous journaled record; others carry their end offset."""
+        cursor, hi = self.cursor, 0
+        for record in chunk:
+            kind, n = record[0], len(record)
+            if kind == METRICS:
+                if n == 5:
+                    cursor += len(record[4]) << 5
+                    hi = cursor
+                elif record[5] is not None:
+                    cursor = hi = record[5]
+            elif n > _BASE_LEN.get(kind, 99):
+                cursor = hi = record[-1]
+        self.cursor = cursor
+        return hi
+
     def _hold(self, writer: Writer, chunk: list[Record], hi: int) -> None:
         self.hi = max(self.hi, hi)
         for record in chunk:
-            kind = record[0]
-            if len(record) == _BASE_LEN.get(kind, 0):  # not journaled: kept in memory
-                keep: Record | None = record
-            elif kind == METRICS and len(record) == 7:
-                keep = (METRICS, record[1], record[2], record[3], record[6])
-            else:
-                keep = None
+            kind, n = record[0], len(record)
+            keep: Record | None = None
+            if kind == METRICS:
+                if n == 7:
+                    keep = (METRICS, record[1], record[2], record[3], record[6])
+                elif n == 6 and record[5] is None:
+                    keep = record[:5]
+            elif n == _BASE_LEN.get(kind, 0):  # not journaled: kept in memory
+                keep = record
             if keep is None:
                 continue
             if len(self.held) >= writer.max_queue:
@@ -442,20 +469,13 @@ class Spool:
             self.meta = None
         self.segments.clear()
         self.open_runs = {}
-        self.confirmed = self.hi = 0
+        self.confirmed = self.hi = self.cursor = 0
         self.outage = False
         self.held, self.markers = [], []
 
 
 def _counts(item: Any) -> bool:
     return item[0] == "m" or item[0] == "r"
-
-
-def _last_offset(chunk: list[Record]) -> int:
-    for record in reversed(chunk):
-        if len(record) > _BASE_LEN.get(record[0], 99):
-            return int(record[5] if record[0] == METRICS else record[-1])
-    return 0
 
 
 def _split(writer: Writer, batch: list[Any]) -> list[Any]:

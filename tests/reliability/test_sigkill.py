@@ -104,3 +104,41 @@ def test_a_confirmed_tail_is_not_sent_twice(tmp_path: Path) -> None:
     assert (store.spool_mark(jid) or 0) > 0  # the writer had confirmed part of it
     sync(uri)
     check_store(uri, run_id, last)
+
+
+ROLLING = """
+    import autolog, autolog.spool
+    autolog.spool.SEGMENT_BYTES = 1 << 18   # 256 KiB segments instead of 8 MiB: many rolls, trims, new key ids
+    autolog.enable("{uri}", flush_interval=0.05)
+    cm = autolog.start_run("rolling")
+    run = cm.__enter__()
+    print(run.id, flush=True)
+    for i in range(200_000):
+        run.log_metrics({{"loss": i * 0.5, f"k{{i // 700}}": float(i)}}, step=i)   # a new key every 700 steps
+        if i % 50 == 0:
+            print(i, flush=True)
+"""
+
+
+def test_sigkill_across_segment_rolls_and_new_keys(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'store' / 'runs.db'}"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(ROLLING.format(uri=uri))], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    last = -1
+    for line in proc.stdout:
+        last = int(line)
+        if last >= 30_000:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    sync(uri)
+    store = SqliteBackend(uri)
+    loss = store.get_metric_history(run_id, "loss")
+    n = len(loss)
+    assert n > last and [s for s, _, _ in loss] == list(range(n))
+    for block in range(n // 700):
+        got = [(s, v) for s, v, _ in store.get_metric_history(run_id, f"k{block}")]
+        assert got == [(i, float(i)) for i in range(block * 700, block * 700 + 700)], block
