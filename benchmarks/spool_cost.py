@@ -24,8 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import autolog
 from hot_path import per_call_cost, throughput
+
+import autolog
 
 
 def ten_key_cost(calls: int, block: int = 1000) -> float:
