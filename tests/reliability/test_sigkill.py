@@ -27,15 +27,19 @@ CHILD = """
         run.log_metrics({{"loss": i * 0.5, "acc": float(i)}}, step=i)
         if i % 50 == 0:
             print(i, flush=True)   # logging call i has returned
+        if i == {flush_at}:
+            autolog.flush(60)      # the store confirms part of the journal
     print("done", flush=True)
     import time; time.sleep(60)
 """
 
 
-def kill_at(tmp_path: Path, target: int, *, n: int = 200_000, interval: float = 0.2) -> tuple[str, str, int]:
+def kill_at(
+    tmp_path: Path, target: int, *, n: int = 200_000, interval: float = 0.2, flush_at: int = -1
+) -> tuple[str, str, int]:
     """Start the child, SIGKILL it once it reports call ``target`` returned; (uri, run id, last reported call)."""
     uri = f"sqlite:///{tmp_path / 'store' / 'runs.db'}"
-    code = textwrap.dedent(CHILD.format(uri=uri, n=n, interval=interval))
+    code = textwrap.dedent(CHILD.format(uri=uri, n=n, interval=interval, flush_at=flush_at))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     run_id = proc.stdout.readline().strip()
@@ -98,7 +102,7 @@ def test_sigkill_then_next_enable_replays_into_the_same_store(tmp_path: Path) ->
 
 def test_a_confirmed_tail_is_not_sent_twice(tmp_path: Path) -> None:
     """The store's own mark (written with each batch) wins over the journal's when the kill came in between."""
-    uri, run_id, last = kill_at(tmp_path, 20_000, interval=0.01)
+    uri, run_id, last = kill_at(tmp_path, 20_000, interval=5.0, flush_at=5_000)
     store = SqliteBackend(uri)
     jid = journal.journals(tmp_path / "store" / "spool")[0]
     assert (store.spool_mark(jid) or 0) > 0  # the writer had confirmed part of it
