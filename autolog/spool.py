@@ -648,10 +648,10 @@ def replay_dir(
             if not meta.try_lock():
                 summary.busy += 1
                 continue
-            backend = backend_for(header_backend(directory, jid))
-            if backend is None:
-                continue
             try:
+                backend = backend_for(header_backend(directory, jid))
+                if backend is None:
+                    continue
                 replay_journal(directory, jid, backend, summary, batch_size)
             except Exception as exc:  # noqa: BLE001 - kept for the next try, reported
                 summary.failed.append(f"{jid}: {exc!r}")
@@ -687,16 +687,28 @@ def sync(backend: str | None = None, spool_dir_: str | None = None) -> SyncSumma
     from autolog.options import resolve
 
     opts = resolve({"backend": backend} if backend else {})
-    directory = Path(spool_dir_) if spool_dir_ else spool_dir(opts)
+    if spool_dir_ or opts.spool_dir:
+        directories = [Path(spool_dir_ or opts.spool_dir or "")]
+    else:  # beside the store, and where journals for stores without a directory go
+        directories = list(dict.fromkeys([spool_dir(opts), default_dir(None)]))
     opened: dict[str, Backend] = {}
 
     def target(found: str) -> Backend | None:
         uri = backend or found or backend_uri(opts.backend)
+        if uri.startswith("memory:"):  # that store died with its process: say where to send it instead
+            raise ValueError(f"it was written for {uri!r}, a store that lived in the dead process; pass --backend")
         if uri not in opened:
             opened[uri] = open_backend(uri.split(",") if "," in uri else uri)
         return opened[uri]
 
-    summary = replay_dir(directory, target, batch_size=opts.batch_size)
+    summary = SyncSummary(directory=" and ".join(str(d) for d in directories))
+    for directory in directories:
+        one = replay_dir(directory, target, batch_size=opts.batch_size)
+        summary.journals += one.journals
+        summary.records += one.records
+        summary.killed_runs += one.killed_runs
+        summary.busy += one.busy
+        summary.failed += one.failed
     for b in opened.values():
         b.close()
     return summary
