@@ -137,6 +137,7 @@ class Spool:
         self._next_probe = 0.0
         self._maps: list[mmap.mmap] = []
         self.open_runs: dict[str, None] = {}
+        self._put: Callable[[Record], None] | None = None
         self.segment_bytes = min(SEGMENT_BYTES, max(max_bytes // 4, 4 * _SLACK))
 
     # -- training thread ----------------------------------------------------------------------------------
@@ -148,8 +149,16 @@ class Spool:
             raise OSError(f"cannot lock {self.meta.path}")
         self.meta.set_confirmed(0)
 
-    def make_put(self, writer: Writer) -> Callable[[Record], None]:  # noqa: PLR0915 - one closure: locals are fast
-        """The writer's ``put`` with journaling: see the module docstring for the layout and its cost."""
+    def make_put(self, writer: Writer) -> Callable[[Record], None]:
+        """The writer's ``put`` with journaling: see the module docstring for the layout and its cost.
+
+        One per journal: threads racing through the writer's first ``put`` all get the same closure."""
+        with self.lock:
+            if self._put is None:
+                self._put = self._make_put(writer)
+            return self._put
+
+    def _make_put(self, writer: Writer) -> Callable[[Record], None]:  # noqa: PLR0915 - one closure: locals are fast
         if self.meta is None:
             self._open()
         queue = writer._queue
@@ -161,8 +170,9 @@ class Spool:
         plain_types = _PLAIN
         state = self
         kid_counter = [0]
-        get_ident = threading.get_ident
-        owner = 0
+        busy = False
+        sleep = time.sleep
+        record_step: list[Any] = [0, 0.0]  # step and timestamp of the call ``odd`` is helping
         magic, metrics = MAGIC, METRICS  # closure locals: cheaper than globals on the hot path
         fresh = True
         ids: dict[str, dict[Any, int]] = {}
@@ -254,72 +264,103 @@ class Spool:
                 put_crowded(record)
 
         def fast(record: Record) -> None:
-            """A metric call from the owner thread (also inlined in ``put`` below, which is what runs)."""
-            put(record)
+            """Journal a metric call from inside ``slow`` (after a roll): ``put`` again, ``busy`` lifted for it."""
+            nonlocal busy
+            busy = False
+            try:
+                put(record)
+            finally:
+                busy = True
 
         def foreign(record: Record) -> None:
-            """Another thread than the journal's owner: memory only (one writer per mapping, no lock per call)."""
+            """A call while another is writing the mapping (another thread, switched out mid-call): give it the GIL
+            until it is done, then journal; after ~1,000 tries, keep the record in memory only (counted)."""
+            for _ in range(1000):
+                sleep(0)
+                if not busy:
+                    put(record)
+                    return
             with lock:
                 state.counters["unspooled"] += len(record[4]) if record[0] == METRICS else 1
             if record[0] == METRICS:
                 record = (*record, None)
             _errors.warn(
-                "autolog: records logged from a second thread are kept in memory only (the spool journals the "
-                "thread that logged first); they are written normally but would not survive a SIGKILL",
+                "autolog: a record logged while another thread held the spool for long is kept in memory only "
+                "(written normally, but it would not survive a SIGKILL)",
                 once_key="spool-foreign-thread",
             )
             push(record)
 
+        def odd(rid: str, keys: dict[Any, int], key: Any, value: Any, p: int) -> tuple[int, bool]:
+            """A new key in this segment, or a value that is not a plain number: (position, journaled?)."""
+            kid = keys.get(key)
+            if kid is None:
+                kid, p = register(rid, keys, key, p)
+            if type(value) not in plain_types:
+                value = _plain_value(value)
+                if value is None:
+                    return p, False
+            if not kid:
+                return p, False
+            try:
+                pack(buf, p, kid, value, record_step[0], record_step[1], magic)
+            except Exception:  # noqa: BLE001 - a huge int, an odd step: this value stays in memory only
+                return p, False
+            return p + 32, True
+
         def put(record: Record) -> None:
-            # The hot path: no lock, no system call; keep it short (see benchmarks/spool_cost.py).
-            nonlocal pos, fresh
-            if get_ident() != owner:
+            # The hot path: no lock, no system call; keep it short (see benchmarks/spool_cost.py). ``busy`` makes
+            # one call at a time write the mapping: a call from another thread that finds it set (a thread switch
+            # inside a call) keeps its record in memory only. Test and set have no eval-breaker check between them
+            # (CPython with the GIL), so two calls cannot both pass.
+            nonlocal pos, fresh, busy
+            if busy:
                 foreign(record)
                 return
-            if record[0] != metrics:
-                slow(record)
-                return
-            _, rid, step, ts, values = record
-            start = p = pos
-            span = len(values) << 5
-            if p + span > limit:
-                slow(record)
-                return
-            keys = ids.get(rid)
-            if keys is None:
-                keys = ids[rid] = {}
-            left = None
-            for key, value in values.items():
-                kid = keys.get(key)
-                if kid is None:
-                    kid, p = register(rid, keys, key, p)
-                if type(value) not in plain_types:
-                    value = _plain_value(value)
-                    if value is None:
-                        kid = 0
-                if kid:
-                    try:
-                        pack(buf, p, kid, value, step, ts, magic)
-                        p += 32
-                        continue
-                    except Exception:  # noqa: BLE001 - a huge int, an odd step: this value stays in memory only
-                        pass
-                if left is None:
-                    left = {}
-                left[key] = values[key]
-            pos = p
-            if left is not None:
-                record = (metrics, rid, step, ts, values, base + p, left)
-            elif fresh or p - start != span:  # a key blob or a new segment came first: say where it ends
-                record = (metrics, rid, step, ts, values, base + p)
-                fresh = False
-            # else: the common case, the record as given (its slots follow the previous record's; the writer counts)
-            if len(queue) < crowded:
-                append(record)
-            else:
-                put_crowded(record)
+            busy = True
+            try:
+                if record[0] != metrics:
+                    slow(record)
+                    return
+                _, rid, step, ts, values = record
+                start = p = pos
+                span = len(values) << 5
+                if p + span > limit:
+                    slow(record)
+                    return
+                keys = ids.get(rid)
+                if keys is None:
+                    keys = ids[rid] = {}
+                left = None
+                for key, value in values.items():
+                    kid = keys.get(key)
+                    if kid is not None and type(value) in plain_types:
+                        try:
+                            pack(buf, p, kid, value, step, ts, magic)
+                            p += 32
+                            continue
+                        except Exception:  # noqa: BLE001 - handled by ``odd`` below
+                            pass
+                    record_step[0], record_step[1] = step, ts
+                    p, journaled = odd(rid, keys, key, value, p)
+                    if not journaled:
+                        if left is None:
+                            left = {}
+                        left[key] = value
+                pos = p
+                if left is not None:
+                    record = (metrics, rid, step, ts, values, base + p, left)
+                elif fresh or p - start != span:  # a key blob or a new segment came first: say where it ends
+                    record = (metrics, rid, step, ts, values, base + p)
+                    fresh = False
+                # else: the common case, the record as given (its slots follow the previous one's; the writer counts)
+                if len(queue) < crowded:
+                    append(record)
+                else:
+                    put_crowded(record)
+            finally:
+                busy = False
 
-        owner = get_ident()
         roll(0)
         return put
 
@@ -469,6 +510,7 @@ class Spool:
             self.meta = None
         self.segments.clear()
         self.open_runs = {}
+        self._put = None
         self.confirmed = self.hi = self.cursor = 0
         self.outage = False
         self.held, self.markers = [], []

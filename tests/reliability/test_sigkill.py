@@ -146,3 +146,42 @@ def test_sigkill_across_segment_rolls_and_new_keys(tmp_path: Path) -> None:
     for block in range(n // 700):
         got = [(s, v) for s, v, _ in store.get_metric_history(run_id, f"k{block}")]
         assert got == [(i, float(i)) for i in range(block * 700, block * 700 + 700)], block
+
+
+THREADS = """
+    import os, threading, autolog
+    from autolog import runs
+    autolog.enable("{uri}", flush_interval=5.0)
+    def train(name):
+        run = runs.new_run(name)
+        for i in range(20_000):
+            run.log_metrics({{"loss": float(i), "acc": i * 0.5}}, step=i)
+        print(name, run.id, flush=True)
+    threads = [threading.Thread(target=train, args=(f"t{{k}}",)) for k in range(2)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    print("unspooled", autolog.session.writer().spool.counters["unspooled"], flush=True)
+    os._exit(0)   # as abrupt as SIGKILL for what is queued: no flush, no atexit
+"""
+
+
+def test_two_threads_logging_at_once_then_an_abrupt_exit(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'store' / 'runs.db'}"
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(THREADS.format(uri=uri))], capture_output=True, text=True, check=True
+    )
+    lines = [line.split() for line in proc.stdout.splitlines()]
+    run_ids = [parts[1] for parts in lines if parts[0] in ("t0", "t1")]
+    unspooled = int(lines[-1][1])
+    sync(uri)
+    store = SqliteBackend(uri)
+    stored = 0
+    for run_id in run_ids:
+        for key, scale in (("loss", 1.0), ("acc", 0.5)):
+            history = [(s, v) for s, v, _ in store.get_metric_history(run_id, key)]
+            steps = [s for s, _ in history]
+            assert steps == sorted(set(steps))  # in order, none twice
+            assert all(v == s * scale for s, v in history)
+            stored += len(history)
+    assert stored == 2 * 2 * 20_000  # every metric of both threads came back from the journal
+    assert unspooled == 0  # a call that finds the other thread mid-call waits for it, then journals
