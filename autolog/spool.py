@@ -715,7 +715,10 @@ def replay_dead(opts: Options) -> SyncSummary | None:
     from autolog import session
 
     def target(found: str) -> Backend | None:
-        return session.backend() if found == uri else None
+        # Only journals written for this very store (by URI); a Backend object without a URI, or a memory store
+        # that lived in the dead process, is never guessed at: `autolog sync --backend URI` sends those.
+        same = found == uri and uri != "" and not uri.startswith("memory:")
+        return session.backend() if same else None
 
     summary = replay_dir(directory, target, batch_size=opts.batch_size)
     if summary.records or summary.killed_runs:
