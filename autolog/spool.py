@@ -128,6 +128,7 @@ class Spool:
         self.full = False
         self.confirmed = 0
         self.hi = 0  # the highest journal offset the writer has taken from its queue
+        self.cursor = 0  # where the last journaled record the writer took from its queue ends
         self.outage = False
         self.held: list[Record] = []
         self.markers: list[threading.Event] = []
@@ -136,6 +137,7 @@ class Spool:
         self._next_probe = 0.0
         self._maps: list[mmap.mmap] = []
         self.open_runs: dict[str, None] = {}
+        self._put: Callable[[Record], None] | None = None
         self.segment_bytes = min(SEGMENT_BYTES, max(max_bytes // 4, 4 * _SLACK))
 
     # -- training thread ----------------------------------------------------------------------------------
@@ -147,8 +149,16 @@ class Spool:
             raise OSError(f"cannot lock {self.meta.path}")
         self.meta.set_confirmed(0)
 
-    def make_put(self, writer: Writer) -> Callable[[Record], None]:  # noqa: PLR0915 - one closure: locals are fast
-        """The writer's ``put`` with journaling: see the module docstring for the layout and its cost."""
+    def make_put(self, writer: Writer) -> Callable[[Record], None]:
+        """The writer's ``put`` with journaling: see the module docstring for the layout and its cost.
+
+        One per journal: threads racing through the writer's first ``put`` all get the same closure."""
+        with self.lock:
+            if self._put is None:
+                self._put = self._make_put(writer)
+            return self._put
+
+    def _make_put(self, writer: Writer) -> Callable[[Record], None]:  # noqa: PLR0915 - one closure: locals are fast
         if self.meta is None:
             self._open()
         queue = writer._queue
@@ -160,16 +170,18 @@ class Spool:
         plain_types = _PLAIN
         state = self
         kid_counter = [0]
-        get_ident = threading.get_ident
-        owner = 0
+        busy = False
+        sleep = time.sleep
+        record_step: list[Any] = [0, 0.0]  # step and timestamp of the call ``odd`` is helping
         magic, metrics = MAGIC, METRICS  # closure locals: cheaper than globals on the hot path
+        fresh = True
         ids: dict[str, dict[Any, int]] = {}
         buf: Any = None
         base = pos = limit = 0
 
         def roll(need: int) -> bool:
             """Start a new segment with room for ``need`` bytes; False when the spool is full."""
-            nonlocal buf, base, pos, limit, ids
+            nonlocal buf, base, pos, limit, ids, fresh
             opened = list(state.open_runs)
             header = ("h", {"backend": state.uri, "pid": os.getpid(), "created": time.time()})
             extra = journal.blob_size(header) + journal.blob_size(("o", opened))
@@ -202,6 +214,7 @@ class Spool:
             state.segments.append((new_base, size, path))
             pos = journal.write_blob(buf, 0, header)
             pos = journal.write_blob(buf, pos, ("o", opened))
+            fresh = True  # the next metric record does not follow the previous one: it carries its end offset
             return True
 
         def register(rid: str, keys: dict[Any, int], key: Any, p: int) -> tuple[int, int]:
@@ -224,7 +237,7 @@ class Spool:
             if kind == METRICS:
                 if state.full or not roll(SIZE * len(record[4])):
                     state.counters["unspooled"] += len(record[4])
-                    push(record)
+                    push((*record, None))
                     return
                 fast(record)
                 return
@@ -251,67 +264,103 @@ class Spool:
                 put_crowded(record)
 
         def fast(record: Record) -> None:
-            """A metric call from the owner thread (also inlined in ``put`` below, which is what runs)."""
-            put(record)
+            """Journal a metric call from inside ``slow`` (after a roll): ``put`` again, ``busy`` lifted for it."""
+            nonlocal busy
+            busy = False
+            try:
+                put(record)
+            finally:
+                busy = True
 
         def foreign(record: Record) -> None:
-            """Another thread than the journal's owner: memory only (one writer per mapping, no lock per call)."""
+            """A call while another is writing the mapping (another thread, switched out mid-call): give it the GIL
+            until it is done, then journal; after ~1,000 tries, keep the record in memory only (counted)."""
+            for _ in range(1000):
+                sleep(0)
+                if not busy:
+                    put(record)
+                    return
             with lock:
                 state.counters["unspooled"] += len(record[4]) if record[0] == METRICS else 1
+            if record[0] == METRICS:
+                record = (*record, None)
             _errors.warn(
-                "autolog: records logged from a second thread are kept in memory only (the spool journals the "
-                "thread that logged first); they are written normally but would not survive a SIGKILL",
+                "autolog: a record logged while another thread held the spool for long is kept in memory only "
+                "(written normally, but it would not survive a SIGKILL)",
                 once_key="spool-foreign-thread",
             )
             push(record)
 
+        def odd(rid: str, keys: dict[Any, int], key: Any, value: Any, p: int) -> tuple[int, bool]:
+            """A new key in this segment, or a value that is not a plain number: (position, journaled?)."""
+            kid = keys.get(key)
+            if kid is None:
+                kid, p = register(rid, keys, key, p)
+            if type(value) not in plain_types:
+                value = _plain_value(value)
+                if value is None:
+                    return p, False
+            if not kid:
+                return p, False
+            try:
+                pack(buf, p, kid, value, record_step[0], record_step[1], magic)
+            except Exception:  # noqa: BLE001 - a huge int, an odd step: this value stays in memory only
+                return p, False
+            return p + 32, True
+
         def put(record: Record) -> None:
-            # The hot path: no lock, no system call; keep it short (see benchmarks/spool_cost.py).
-            nonlocal pos
-            if get_ident() != owner:
+            # The hot path: no lock, no system call; keep it short (see benchmarks/spool_cost.py). ``busy`` makes
+            # one call at a time write the mapping: a call from another thread that finds it set (a thread switch
+            # inside a call) keeps its record in memory only. Test and set have no eval-breaker check between them
+            # (CPython with the GIL), so two calls cannot both pass.
+            nonlocal pos, fresh, busy
+            if busy:
                 foreign(record)
                 return
-            if record[0] != metrics:
-                slow(record)
-                return
-            _, rid, step, ts, values = record
-            p = pos
-            if p + (len(values) << 5) > limit:
-                slow(record)
-                return
-            keys = ids.get(rid)
-            if keys is None:
-                keys = ids[rid] = {}
-            left = None
-            for key, value in values.items():
-                kid = keys.get(key)
-                if kid is None:
-                    kid, p = register(rid, keys, key, p)
-                if type(value) not in plain_types:
-                    value = _plain_value(value)
-                    if value is None:
-                        kid = 0
-                if kid:
-                    try:
-                        pack(buf, p, kid, value, step, ts, magic)
-                        p += 32
-                        continue
-                    except Exception:  # noqa: BLE001 - a huge int, an odd step: this value stays in memory only
-                        pass
-                if left is None:
-                    left = {}
-                left[key] = values[key]
-            pos = p
-            if left is None:
-                record = (metrics, rid, step, ts, values, base + p)
-            else:
-                record = (metrics, rid, step, ts, values, base + p, left)
-            if len(queue) < crowded:
-                append(record)
-            else:
-                put_crowded(record)
+            busy = True
+            try:
+                if record[0] != metrics:
+                    slow(record)
+                    return
+                _, rid, step, ts, values = record
+                start = p = pos
+                span = len(values) << 5
+                if p + span > limit:
+                    slow(record)
+                    return
+                keys = ids.get(rid)
+                if keys is None:
+                    keys = ids[rid] = {}
+                left = None
+                for key, value in values.items():
+                    kid = keys.get(key)
+                    if kid is not None and type(value) in plain_types:
+                        try:
+                            pack(buf, p, kid, value, step, ts, magic)
+                            p += 32
+                            continue
+                        except Exception:  # noqa: BLE001 - handled by ``odd`` below
+                            pass
+                    record_step[0], record_step[1] = step, ts
+                    p, journaled = odd(rid, keys, key, value, p)
+                    if not journaled:
+                        if left is None:
+                            left = {}
+                        left[key] = value
+                pos = p
+                if left is not None:
+                    record = (metrics, rid, step, ts, values, base + p, left)
+                elif fresh or p - start != span:  # a key blob or a new segment came first: say where it ends
+                    record = (metrics, rid, step, ts, values, base + p)
+                    fresh = False
+                # else: the common case, the record as given (its slots follow the previous one's; the writer counts)
+                if len(queue) < crowded:
+                    append(record)
+                else:
+                    put_crowded(record)
+            finally:
+                busy = False
 
-        owner = get_ident()
         roll(0)
         return put
 
@@ -329,7 +378,7 @@ class Spool:
 
     def handle(self, writer: Writer, chunk: list[Record], markers: list[threading.Event]) -> None:
         """Write one chunk (normal mode) or keep what the journal does not hold (outage mode)."""
-        hi = _last_offset(chunk)
+        hi = self._advance(chunk)
         if not self.outage:
             self._failed = False
             if chunk:
@@ -353,16 +402,35 @@ class Spool:
         self._hold(writer, chunk, hi)
         self.markers.extend(markers)
 
+    def _advance(self, chunk: list[Record]) -> int:
+        """The journal offset the chunk's records reach (0: none journaled). A metric record as logged (5 items)
+        fills the slots right after the previous journaled record; others carry their end offset."""
+        cursor, hi = self.cursor, 0
+        for record in chunk:
+            kind, n = record[0], len(record)
+            if kind == METRICS:
+                if n == 5:
+                    cursor += len(record[4]) << 5
+                    hi = cursor
+                elif record[5] is not None:
+                    cursor = hi = record[5]
+            elif n > _BASE_LEN.get(kind, 99):
+                cursor = hi = record[-1]
+        self.cursor = cursor
+        return hi
+
     def _hold(self, writer: Writer, chunk: list[Record], hi: int) -> None:
         self.hi = max(self.hi, hi)
         for record in chunk:
-            kind = record[0]
-            if len(record) == _BASE_LEN.get(kind, 0):  # not journaled: kept in memory
-                keep: Record | None = record
-            elif kind == METRICS and len(record) == 7:
-                keep = (METRICS, record[1], record[2], record[3], record[6])
-            else:
-                keep = None
+            kind, n = record[0], len(record)
+            keep: Record | None = None
+            if kind == METRICS:
+                if n == 7:
+                    keep = (METRICS, record[1], record[2], record[3], record[6])
+                elif n == 6 and record[5] is None:
+                    keep = record[:5]
+            elif n == _BASE_LEN.get(kind, 0):  # not journaled: kept in memory
+                keep = record
             if keep is None:
                 continue
             if len(self.held) >= writer.max_queue:
@@ -442,20 +510,14 @@ class Spool:
             self.meta = None
         self.segments.clear()
         self.open_runs = {}
-        self.confirmed = self.hi = 0
+        self._put = None
+        self.confirmed = self.hi = self.cursor = 0
         self.outage = False
         self.held, self.markers = [], []
 
 
 def _counts(item: Any) -> bool:
     return item[0] == "m" or item[0] == "r"
-
-
-def _last_offset(chunk: list[Record]) -> int:
-    for record in reversed(chunk):
-        if len(record) > _BASE_LEN.get(record[0], 99):
-            return int(record[5] if record[0] == METRICS else record[-1])
-    return 0
 
 
 def _split(writer: Writer, batch: list[Any]) -> list[Any]:
@@ -628,10 +690,10 @@ def replay_dir(
             if not meta.try_lock():
                 summary.busy += 1
                 continue
-            backend = backend_for(header_backend(directory, jid))
-            if backend is None:
-                continue
             try:
+                backend = backend_for(header_backend(directory, jid))
+                if backend is None:
+                    continue
                 replay_journal(directory, jid, backend, summary, batch_size)
             except Exception as exc:  # noqa: BLE001 - kept for the next try, reported
                 summary.failed.append(f"{jid}: {exc!r}")
@@ -653,7 +715,10 @@ def replay_dead(opts: Options) -> SyncSummary | None:
     from autolog import session
 
     def target(found: str) -> Backend | None:
-        return session.backend() if found == uri else None
+        # Only journals written for this very store (by URI); a Backend object without a URI, or a memory store
+        # that lived in the dead process, is never guessed at: `autolog sync --backend URI` sends those.
+        same = found == uri and uri != "" and not uri.startswith("memory:")
+        return session.backend() if same else None
 
     summary = replay_dir(directory, target, batch_size=opts.batch_size)
     if summary.records or summary.killed_runs:
@@ -667,16 +732,28 @@ def sync(backend: str | None = None, spool_dir_: str | None = None) -> SyncSumma
     from autolog.options import resolve
 
     opts = resolve({"backend": backend} if backend else {})
-    directory = Path(spool_dir_) if spool_dir_ else spool_dir(opts)
+    if spool_dir_ or opts.spool_dir:
+        directories = [Path(spool_dir_ or opts.spool_dir or "")]
+    else:  # beside the store, and where journals for stores without a directory go
+        directories = list(dict.fromkeys([spool_dir(opts), default_dir(None)]))
     opened: dict[str, Backend] = {}
 
     def target(found: str) -> Backend | None:
         uri = backend or found or backend_uri(opts.backend)
+        if uri.startswith("memory:"):  # that store died with its process: say where to send it instead
+            raise ValueError(f"it was written for {uri!r}, a store that lived in the dead process; pass --backend")
         if uri not in opened:
             opened[uri] = open_backend(uri.split(",") if "," in uri else uri)
         return opened[uri]
 
-    summary = replay_dir(directory, target, batch_size=opts.batch_size)
+    summary = SyncSummary(directory=" and ".join(str(d) for d in directories))
+    for directory in directories:
+        one = replay_dir(directory, target, batch_size=opts.batch_size)
+        summary.journals += one.journals
+        summary.records += one.records
+        summary.killed_runs += one.killed_runs
+        summary.busy += one.busy
+        summary.failed += one.failed
     for b in opened.values():
         b.close()
     return summary

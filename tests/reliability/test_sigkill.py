@@ -27,15 +27,19 @@ CHILD = """
         run.log_metrics({{"loss": i * 0.5, "acc": float(i)}}, step=i)
         if i % 50 == 0:
             print(i, flush=True)   # logging call i has returned
+        if i == {flush_at}:
+            autolog.flush(60)      # the store confirms part of the journal
     print("done", flush=True)
     import time; time.sleep(60)
 """
 
 
-def kill_at(tmp_path: Path, target: int, *, n: int = 200_000, interval: float = 0.2) -> tuple[str, str, int]:
+def kill_at(
+    tmp_path: Path, target: int, *, n: int = 200_000, interval: float = 0.2, flush_at: int = -1
+) -> tuple[str, str, int]:
     """Start the child, SIGKILL it once it reports call ``target`` returned; (uri, run id, last reported call)."""
     uri = f"sqlite:///{tmp_path / 'store' / 'runs.db'}"
-    code = textwrap.dedent(CHILD.format(uri=uri, n=n, interval=interval))
+    code = textwrap.dedent(CHILD.format(uri=uri, n=n, interval=interval, flush_at=flush_at))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     run_id = proc.stdout.readline().strip()
@@ -98,9 +102,86 @@ def test_sigkill_then_next_enable_replays_into_the_same_store(tmp_path: Path) ->
 
 def test_a_confirmed_tail_is_not_sent_twice(tmp_path: Path) -> None:
     """The store's own mark (written with each batch) wins over the journal's when the kill came in between."""
-    uri, run_id, last = kill_at(tmp_path, 20_000, interval=0.01)
+    uri, run_id, last = kill_at(tmp_path, 20_000, interval=5.0, flush_at=5_000)
     store = SqliteBackend(uri)
     jid = journal.journals(tmp_path / "store" / "spool")[0]
     assert (store.spool_mark(jid) or 0) > 0  # the writer had confirmed part of it
     sync(uri)
     check_store(uri, run_id, last)
+
+
+ROLLING = """
+    import autolog, autolog.spool
+    autolog.spool.SEGMENT_BYTES = 1 << 18   # 256 KiB segments instead of 8 MiB: many rolls, trims, new key ids
+    autolog.enable("{uri}", flush_interval=0.05)
+    cm = autolog.start_run("rolling")
+    run = cm.__enter__()
+    print(run.id, flush=True)
+    for i in range(200_000):
+        run.log_metrics({{"loss": i * 0.5, f"k{{i // 700}}": float(i)}}, step=i)   # a new key every 700 steps
+        if i % 50 == 0:
+            print(i, flush=True)
+"""
+
+
+def test_sigkill_across_segment_rolls_and_new_keys(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'store' / 'runs.db'}"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(ROLLING.format(uri=uri))], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    last = -1
+    for line in proc.stdout:
+        last = int(line)
+        if last >= 30_000:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    sync(uri)
+    store = SqliteBackend(uri)
+    loss = store.get_metric_history(run_id, "loss")
+    n = len(loss)
+    assert n > last and [s for s, _, _ in loss] == list(range(n))
+    for block in range(n // 700):
+        got = [(s, v) for s, v, _ in store.get_metric_history(run_id, f"k{block}")]
+        assert got == [(i, float(i)) for i in range(block * 700, block * 700 + 700)], block
+
+
+THREADS = """
+    import os, threading, autolog
+    from autolog import runs
+    autolog.enable("{uri}", flush_interval=5.0)
+    def train(name):
+        run = runs.new_run(name)
+        for i in range(20_000):
+            run.log_metrics({{"loss": float(i), "acc": i * 0.5}}, step=i)
+        print(name, run.id, flush=True)
+    threads = [threading.Thread(target=train, args=(f"t{{k}}",)) for k in range(2)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    print("unspooled", autolog.session.writer().spool.counters["unspooled"], flush=True)
+    os._exit(0)   # as abrupt as SIGKILL for what is queued: no flush, no atexit
+"""
+
+
+def test_two_threads_logging_at_once_then_an_abrupt_exit(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'store' / 'runs.db'}"
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(THREADS.format(uri=uri))], capture_output=True, text=True, check=True
+    )
+    lines = [line.split() for line in proc.stdout.splitlines()]
+    run_ids = [parts[1] for parts in lines if parts[0] in ("t0", "t1")]
+    unspooled = int(lines[-1][1])
+    sync(uri)
+    store = SqliteBackend(uri)
+    stored = 0
+    for run_id in run_ids:
+        for key, scale in (("loss", 1.0), ("acc", 0.5)):
+            history = [(s, v) for s, v, _ in store.get_metric_history(run_id, key)]
+            steps = [s for s, _ in history]
+            assert steps == sorted(set(steps))  # in order, none twice
+            assert all(v == s * scale for s, v in history)
+            stored += len(history)
+    assert stored == 2 * 2 * 20_000  # every metric of both threads came back from the journal
+    assert unspooled == 0  # a call that finds the other thread mid-call waits for it, then journals
