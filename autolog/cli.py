@@ -221,14 +221,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from autolog import export  # type: ignore[attr-defined]
+    from autolog import export
 
     try:
         summary = export.export(args.source, args.dest, args.runs or None, progress=not args.quiet)
     except (ValueError, FileNotFoundError, RunNotFound) as exc:
         raise CliError(str(exc)) from None
     print(summary)
-    return 0
+    return 0 if summary.ok else 1
 
 
 def parser() -> argparse.ArgumentParser:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autolog import _errors
 from autolog.models import META_FILE, load_from_dir
 from autolog.records import ModelArtifact
 
@@ -47,31 +49,65 @@ def _native_ok(flavor: str, obj: Any) -> bool:
 
 
 def save(art: ModelArtifact, target: Path) -> str:
-    """Save ``art`` as an MLflow model in ``target`` (must not exist). Returns the MLflow flavour module used."""
+    """Save ``art`` as an MLflow model in ``target`` (must not exist). Returns the MLflow flavour module used.
+
+    The framework's flavour when it can save ``obj``; otherwise (or when it fails) the pyfunc wrapper."""
     module_name = FLAVORS.get(art.flavor)
     if module_name is not None and _native_ok(art.flavor, art.obj):
-        module = importlib.import_module(module_name)
-        # explicit requirements: MLflow's inference re-imports the model in a subprocess (seconds per model)
-        module.save_model(art.obj, str(target), pip_requirements=module.get_default_pip_requirements())
-        meta = {**art.metadata, "flavor": art.flavor, "loader": LOADER, "mlflow_flavor": module_name}
-    else:
-        import mlflow.pyfunc
+        try:
+            _save_native(art, target, module_name)
+        except Exception as exc:  # noqa: BLE001 - fall back to the wrapper below, with a warning
+            _errors.warn(
+                f"autolog: {module_name}.save_model failed for a {art.flavor} model ({exc!r}); "
+                "it is logged as a pyfunc model wrapping autolog's own format instead",
+                once_key=f"mlflow-native:{art.flavor}:{type(exc).__name__}",
+            )
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            _write_meta(art, target, module_name)
+            return module_name
+    import mlflow.pyfunc
 
-        raw = target.parent / f"{target.name}-autolog"
-        art.write(raw)
-        mlflow.pyfunc.save_model(
-            str(target), python_model=AutologPyfunc(), artifacts={WRAPPED: str(raw)}, pip_requirements=["mlflow"]
-        )
-        module_name = "mlflow.pyfunc"
-        meta = {**art.metadata, "flavor": art.flavor, "loader": LOADER, "mlflow_flavor": module_name}
+    raw = target.parent / WRAPPED  # MLflow copies it to artifacts/<its name>
+    shutil.rmtree(raw, ignore_errors=True)
+    art.write(raw)
+    mlflow.pyfunc.save_model(
+        str(target), python_model=AutologPyfunc(), artifacts={WRAPPED: str(raw)}, pip_requirements=["mlflow"]
+    )
+    _write_meta(art, target, "mlflow.pyfunc")
+    return "mlflow.pyfunc"
+
+
+def _save_native(art: ModelArtifact, target: Path, module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    # explicit requirements: MLflow's inference re-imports the model in a subprocess (seconds per model)
+    extra: dict[str, Any] = {}
+    requirements = module.get_default_pip_requirements()
+    if module_name == "mlflow.pytorch":  # MLflow 3 defaults to 'pt2', which needs an input example
+        extra["serialization_format"] = "pickle"
+    if module_name == "mlflow.sklearn":  # skops (the default) refuses trees unless each type is trusted
+        extra["serialization_format"] = "cloudpickle"
+        requirements = module.get_default_pip_requirements(include_cloudpickle=True)
+    module.save_model(art.obj, str(target), pip_requirements=requirements, **extra)
+
+
+def _write_meta(art: ModelArtifact, target: Path, module_name: str) -> None:
+    meta = {**art.metadata, "flavor": art.flavor, "loader": LOADER, "mlflow_flavor": module_name}
     (target / META_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
-    return module_name
 
 
 def log_model(backend: MlflowBackend, run_id: str, art: ModelArtifact, tmp: Path) -> bool:
     """Log ``art`` into MLflow run ``run_id`` at ``art.path``; register it when asked. False: not a model we save."""
     target = tmp / "mlflow-model"
-    save(art, target)
+    try:
+        save(art, target)
+    except Exception as exc:  # noqa: BLE001 - a model MLflow cannot save is kept the autolog way, not lost
+        _errors.warn(
+            f"autolog: MLflow could not save the {art.flavor} model of run {run_id} in its format ({exc!r}); "
+            f"stored as plain files at {art.path}/ instead",
+            once_key=f"mlflow-model:{art.flavor}:{type(exc).__name__}",
+        )
+        return False
     backend.client.log_artifacts(run_id, str(target), art.path)
     name = art.metadata.get("register_model") or _option_register_model()
     if name:
@@ -122,7 +158,7 @@ class AutologPyfunc(_pyfunc_base()):  # type: ignore[misc]
     def load_context(self, context: Any) -> None:
         self.model = load_from_dir(Path(context.artifacts[WRAPPED]))
 
-    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]  # no hints: MLflow reads them as a schema
         data = model_input.to_numpy() if hasattr(model_input, "to_numpy") else model_input
         if hasattr(self.model, "predict"):
             return self.model.predict(data)

@@ -273,7 +273,8 @@ class MlflowBackend(Backend):
             ids = self._all_experiment_ids()
         if not ids:
             return []
-        runs, token = [], None
+        runs: list[Run] = []
+        token = None
         while True:
             page = self.client.search_runs(ids, order_by=["attributes.start_time DESC"], page_token=token)
             runs.extend(self._to_run(r) for r in page)

@@ -1,0 +1,102 @@
+"""A list of backends: ``backend=["sqlite:///runs.db", "tensorboard:./tb", "mlflow+http://..."]``.
+
+Every batch goes to every backend. One backend failing does not stop the others: it is retried a few times with
+back-off, then its share is counted as dropped under its URI and reported with the run's drop report. Only when
+every backend fails does the write fail (and the writer retries it as a whole, with nothing duplicated).
+
+The limits are the strictest of all, so a key is the same in every store. Reads go to the first backend that reads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import fields
+
+from autolog import _errors
+from autolog.backends.base import Backend, Limits
+from autolog.records import Batch, Run
+
+
+def combined_limits(limits: list[Limits]) -> Limits:
+    values: dict[str, object] = {}
+    for f in fields(Limits):
+        given = [getattr(lim, f.name) for lim in limits if getattr(lim, f.name) is not None]
+        if not given:
+            values[f.name] = None
+        elif f.name == "forbidden_key_chars":
+            values[f.name] = "|".join(f"(?:{g})" for g in dict.fromkeys(given))
+        else:
+            values[f.name] = min(given)  # type: ignore[type-var]
+    return Limits(**values)  # type: ignore[arg-type]
+
+
+class FanoutBackend(Backend):
+    def __init__(self, backends: list[Backend], max_retries: int = 2, delay: float = 0.05) -> None:
+        if not backends:
+            raise ValueError("autolog: a fan-out needs at least one backend")
+        self.backends = backends
+        self.uri = ",".join(b.uri for b in backends)
+        self.limits = combined_limits([b.limits for b in backends])
+        self.max_retries = max_retries
+        self.delay = delay
+        self.failed: Counter[str] = Counter()  # backend uri -> records it did not store
+
+    def write(self, batch: Batch) -> None:
+        failures = [(b, exc) for b in self.backends if (exc := self._write_one(b, batch)) is not None]
+        if len(failures) == len(self.backends):
+            raise failures[0][1]  # stored nowhere: the writer may retry the whole batch, nothing is duplicated
+        n = sum(r.size() for r in batch)
+        for backend, exc in failures:
+            self.failed[backend.uri] += n
+            _errors.warn(
+                f"autolog: backend {backend.uri} failed ({exc!r}); {n} records counted as dropped there, "
+                "the other backends have them",
+                once_key=f"fanout:{backend.uri}:{type(exc).__name__}",
+            )
+
+    def _write_one(self, backend: Backend, batch: Batch) -> Exception | None:
+        delay = self.delay
+        for attempt in range(self.max_retries + 1):
+            try:
+                backend.write(batch)
+                return None
+            except Exception as exc:  # noqa: BLE001 - one store failing must not stop the others
+                if attempt == self.max_retries:
+                    return exc
+                time.sleep(delay)
+                delay *= 2
+        return None
+
+    def dropped(self) -> dict[str, int]:
+        return {f"backend_error in {uri}": n for uri, n in self.failed.items() if n}
+
+    def close(self) -> None:
+        for backend in self.backends:
+            backend.close()
+
+    def after_fork(self) -> None:
+        for backend in self.backends:
+            backend.after_fork()
+
+    # -- read: the first backend that can ---------------------------------------------------------------------
+    def _reader(self) -> Backend:
+        for backend in self.backends:
+            if type(backend).search_runs is not Backend.search_runs:
+                return backend
+        return self.backends[0]
+
+    def search_runs(self, experiment: str | None = None) -> list[Run]:
+        return self._reader().search_runs(experiment)
+
+    def get_run(self, run_id: str) -> Run:
+        return self._reader().get_run(run_id)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[tuple[int, float, float]]:
+        return self._reader().get_metric_history(run_id, key)
+
+    def list_artifacts(self, run_id: str) -> list[str]:
+        return self._reader().list_artifacts(run_id)
+
+    def download_artifact(self, run_id: str, path: str):  # type: ignore[no-untyped-def]
+        return self._reader().download_artifact(run_id, path)

@@ -1,0 +1,157 @@
+"""Models logged through the MLflow backend are MLflow models: ``pyfunc.load_model("runs:/<id>/model")`` predicts,
+the flavour is the framework's, ``autolog.load_model`` gives the native object back, ``register_model`` versions."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import autolog
+from autolog.models import model_artifact
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+
+def _pickle_save(obj: Any, directory: Path) -> None:
+    (directory / "model.pkl").write_bytes(pickle.dumps(obj))
+
+
+def load_pickle(directory: Path) -> Any:
+    return pickle.loads((Path(directory) / "model.pkl").read_bytes())
+
+
+def _data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+    return x, y
+
+
+def _sklearn(x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression().fit(x, y)
+    return model, model.predict
+
+
+def _xgboost(x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+    xgb = pytest.importorskip("xgboost")
+    model = xgb.XGBClassifier(n_estimators=5, max_depth=2).fit(x, y)
+    return model, model.predict
+
+
+def _lightgbm(x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+    lgb = pytest.importorskip("lightgbm")
+    model = lgb.LGBMClassifier(n_estimators=5, num_leaves=4, verbose=-1).fit(x, y)
+    return model, model.predict
+
+
+def _pytorch(x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(5):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(torch.as_tensor(x)), torch.as_tensor(y)).backward()
+        opt.step()
+    model.eval()
+
+    def predict(data: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.as_tensor(data)).numpy()
+
+    return model, predict
+
+
+def _keras(x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=1, verbose=0)
+    return model, lambda data: model.predict(data, verbose=0)
+
+
+BUILD = {"sklearn": _sklearn, "xgboost": _xgboost, "lightgbm": _lightgbm, "pytorch": _pytorch, "keras": _keras}
+MLFLOW_FLAVOR = {
+    "sklearn": "sklearn",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "pytorch": "pytorch",
+    "keras": "keras",
+}
+
+
+@pytest.mark.parametrize("flavor", list(BUILD))
+def test_model_in_mlflow_format_loads_and_predicts(flavor: str, mlflow_uri: str) -> None:
+    x, y = _data()
+    model, predict = BUILD[flavor](x, y)
+    snapshot = model if flavor == "keras" else copy.deepcopy(model)
+    autolog.enable(backend=f"mlflow+{mlflow_uri}", flush_interval=0.05)
+    with autolog.start_run(f"model-{flavor}", experiment="exp-models") as run:
+        run.log_model(model_artifact(flavor, snapshot, _pickle_save, f"{__name__}:load_pickle"))
+    assert autolog.flush(120)
+    df = mlflow.search_runs(experiment_names=["exp-models"], filter_string=f"tags.`autolog.run_id` = '{run.id}'")
+    mid = str(df["run_id"].iloc[0])
+    expected = np.asarray(predict(x[:20]))
+    loaded = mlflow.pyfunc.load_model(f"runs:/{mid}/model")
+    assert MLFLOW_FLAVOR[flavor] in loaded.metadata.flavors
+    got = np.asarray(loaded.predict(x[:20]))
+    np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-5, atol=1e-6)
+    native = autolog.load_model(run.id)  # autolog's own loader: the framework object
+    np.testing.assert_allclose(
+        np.asarray(BUILD_PREDICT[flavor](native, x[:20])).reshape(expected.shape), expected, rtol=1e-5, atol=1e-6
+    )
+
+
+def _torch_predict(model: Any, data: np.ndarray) -> Any:
+    import torch
+
+    with torch.no_grad():
+        return model(torch.as_tensor(data)).numpy()
+
+
+BUILD_PREDICT = {
+    "sklearn": lambda m, d: m.predict(d),
+    "xgboost": lambda m, d: m.predict(d),
+    "lightgbm": lambda m, d: m.predict(d),
+    "pytorch": _torch_predict,
+    "keras": lambda m, d: m.predict(d, verbose=0),
+}
+
+
+def test_a_model_no_flavour_can_save_is_wrapped_as_pyfunc(mlflow_uri: str) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    x, _ = _data()
+    model = LinearRegression().fit(x, x[:, 0] * 2)
+    autolog.enable(backend=f"mlflow+{mlflow_uri}", flush_interval=0.05)
+    with autolog.start_run("wrapped", experiment="exp-wrapped") as run:
+        run.log_model(model_artifact("custom", model, _pickle_save, f"{__name__}:load_pickle"))
+    assert autolog.flush(60)
+    df = mlflow.search_runs(experiment_names=["exp-wrapped"])
+    loaded = mlflow.pyfunc.load_model(f"runs:/{df['run_id'].iloc[0]}/model")
+    np.testing.assert_allclose(loaded.predict(x[:5]), model.predict(x[:5]), rtol=1e-6)
+    assert type(autolog.load_model(run.id)) is LinearRegression
+
+
+def test_register_model_creates_a_registry_version(mlflow_uri: str) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    x, y = _data()
+    autolog.enable(backend=f"mlflow+{mlflow_uri}", flush_interval=0.05, register_model="autolog-tree")
+    for i in range(2):
+        model = DecisionTreeClassifier(max_depth=i + 1).fit(x, y)
+        with autolog.start_run(f"tree-{i}", experiment="exp-registry"):
+            autolog.active_run().log_model(model_artifact("sklearn", model, _pickle_save, f"{__name__}:load_pickle"))
+    assert autolog.flush(60)
+    versions = MlflowClient(mlflow_uri).search_model_versions("name = 'autolog-tree'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+    loaded = mlflow.pyfunc.load_model("models:/autolog-tree/2")
+    assert loaded.predict(x[:10]).shape == (10,)
