@@ -126,6 +126,9 @@ SPECS: dict[str, Spec] = {
     "sync": Spec(_env.SYNC, False, _parse_bool, "write on the calling thread (tests, debugging)"),
     "log_checkpoints": Spec(_env.LOG_CHECKPOINTS, False, _parse_bool, "log checkpoint files as artifacts"),
     "training_metrics": Spec(_env.TRAINING_METRICS, True, _parse_bool, "compute training metrics (sklearn)"),
+    "post_training_metrics": Spec(
+        _env.POST_TRAINING_METRICS, True, _parse_bool, "record sklearn.metrics calls on a logged model's predictions"
+    ),
     "max_child_runs": Spec(
         _env.MAX_CHILD_RUNS, None, _number(int, 0, allow_none=True), "child runs per search (None: all)"
     ),
@@ -158,6 +161,7 @@ class Options:
     sync: bool = False
     log_checkpoints: bool = False
     training_metrics: bool = True
+    post_training_metrics: bool = True
     max_child_runs: int | None = None
     register_model: str | None = None
     spool: bool = True

@@ -31,7 +31,7 @@ def test_one_run_per_fit_with_params_metrics_and_a_reloadable_model(memory_store
     assert run.status == "FINISHED" and run.name == "LogisticRegression"
     assert run.params["C"] == "0.5" and run.params["max_iter"] == "300"
     assert run.tags["autolog.integration"] == "sklearn"
-    assert run.metrics["training_accuracy_score"] == pytest.approx(model.score(x, y))
+    assert run.metrics["training_accuracy_score"] == pytest.approx((model.predict(x) == y).mean())
     assert set(run.metrics) == {
         "training_accuracy_score",
         "training_precision_score",
@@ -270,3 +270,40 @@ def test_end_to_end_through_sqlite(sqlite_store: str, iris) -> None:
     (run,) = autolog.search_runs()
     assert run.status == "FINISHED" and run.params["n_estimators"] == "5"
     np.testing.assert_array_equal(autolog.load_model(run.id).predict(x), model.predict(x))
+
+
+def test_post_training_metrics_are_recorded_in_the_models_run(iris) -> None:
+    from sklearn.metrics import accuracy_score  # imported before enable(): still traced
+
+    store = MemoryBackend("memory:post")
+    autolog.enable(backend=store, sync=True)
+    from sklearn import metrics
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = iris
+    x_train, X_test, y_train, y_test = x[::2], x[1::2], y[::2], y[1::2]
+    model = LogisticRegression(max_iter=300).fit(x_train, y_train)
+    pred = model.predict(X_test)
+    first = accuracy_score(y_test, pred)
+    f1 = metrics.f1_score(y_test, pred, average="macro")  # calls fbeta_score inside: logged once
+    accuracy_score(y_test, pred)
+    accuracy_score(y_test, y_test)  # not a prediction of a logged model: not recorded
+    (run,) = store.runs.values()
+    assert run.metrics["f1_score_test"] == pytest.approx(f1)
+    history = autolog.get_metric_history(run.id, "accuracy_score_test")
+    assert [(s, v) for s, v, _ in history] == [(0, pytest.approx(first)), (1, pytest.approx(first))]
+    assert "fbeta_score_test" not in run.metrics
+    autolog.disable()
+    assert accuracy_score.__closure__[0].cell_contents is accuracy_score.__wrapped__  # the original is back
+
+
+def test_post_training_metrics_can_be_turned_off(iris) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score
+
+    store = MemoryBackend("memory:post-off")
+    autolog.enable(backend=store, sync=True, post_training_metrics=False, training_metrics=False)
+    x, y = iris
+    accuracy_score(y, LogisticRegression(max_iter=300).fit(x, y).predict(x))
+    (run,) = store.runs.values()
+    assert run.metrics == {}

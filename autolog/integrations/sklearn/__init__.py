@@ -34,7 +34,11 @@ class SklearnIntegration(Integration):
 
     def patch(self, module_name: str) -> None:
         _state["on"] = True
-        for module, fire in (("sklearn.base", _on_base), ("sklearn.model_selection", _on_model_selection)):
+        for module, fire in (
+            ("sklearn.base", _on_base),
+            ("sklearn.model_selection", _on_model_selection),
+            ("sklearn.metrics", _on_metrics),
+        ):
             if module not in _hooks_registered:
                 _hooks_registered.add(module)
                 wrapt.register_post_import_hook(_guarded(module, fire), module)
@@ -45,10 +49,11 @@ class SklearnIntegration(Integration):
                     _guarded(module, fire)(sys.modules[module])
 
     def unpatch(self) -> None:
-        from autolog.integrations.sklearn import _fit
+        from autolog.integrations.sklearn import _fit, _post
 
         _state["on"] = False
         _fit.remove_hook()
+        _post.unpatch_metrics()
         registry.revert(self.name)
 
 
@@ -64,6 +69,13 @@ def _on_base(base_module: Any) -> None:
     from autolog.integrations.sklearn import _fit
 
     _fit.install_hook(base_module.BaseEstimator)
+
+
+def _on_metrics(module: Any) -> None:
+    from autolog.integrations.sklearn import _post
+
+    if session.options().post_training_metrics:
+        _post.patch_metrics(module)
 
 
 def _on_model_selection(package: Any) -> None:

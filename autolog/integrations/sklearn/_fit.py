@@ -13,11 +13,12 @@ https://github.com/python/cpython/issues/69917), so removing it would break ever
 from __future__ import annotations
 
 import sys
+from types import FrameType
 from typing import Any
 
 from autolog import _errors, runs, session
 from autolog.integrations._runcall import RunCall, framework_tags
-from autolog.integrations.sklearn import _log, _search
+from autolog.integrations.sklearn import _log, _post, _search
 from autolog.patching import registry, training_wrapper
 
 NAME = "sklearn"
@@ -55,7 +56,7 @@ def install_hook(base: type) -> None:
 def _patch_own_new_classes(base: type) -> None:
     """Classes already imported that define their own ``__new__`` (sklearn's ``@deprecated`` classes) never reach
     the hook: patch those few now. Walking the subclasses costs microseconds; patching them all would not."""
-    stack = list(base.__subclasses__())
+    stack: list[type] = list(base.__subclasses__())
     while stack:
         cls = stack.pop()
         stack.extend(cls.__subclasses__())
@@ -115,6 +116,8 @@ class FitCall(RunCall):
                     self.run.log_metrics(metrics, step=0)
         if opts.log_models:
             _log.log_model(self.run, est)
+        if opts.post_training_metrics:
+            _post.watch(est, self.run)
 
 
 def _data(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
@@ -137,7 +140,7 @@ def _start(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str,
 def _called_by_a_library() -> bool:
     """True when the code calling ``fit`` is a library's, not the user's: e.g. ``CalibratedClassifierCV.predict``
     or ``roc_auc_score`` fitting a ``LabelEncoder`` internally. Such a fit is not a training of the user's."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__", "").startswith(_OURS):
         frame = frame.f_back
     return frame is not None and frame.f_globals.get("__name__", "").startswith(LIBRARIES)
