@@ -383,12 +383,15 @@ class _Call:
         self.args, self.kwargs = args, kwargs
         self.trainer = trainer
         self.state = state
-        self.saved = (trainer.callbacks, list(trainer.loggers))
+        self.added: list[Any] = []  # our logger / callback, when we added them
         _torch.stand_down(True)
 
     def _restore(self) -> None:
-        self.trainer.callbacks = self.saved[0]
-        self.trainer.loggers = self.saved[1]
+        # Filter rather than put the old lists back: Lightning adds the module's configure_callbacks() during fit.
+        trainer, added = self.trainer, self.added
+        if added:
+            trainer.callbacks = [cb for cb in trainer.callbacks if not any(cb is a for a in added)]
+            trainer.loggers = [lg for lg in trainer.loggers if not any(lg is a for a in added)]
         _torch.stand_down(False)
 
     def finish(self, result: Any) -> None:
@@ -423,8 +426,10 @@ def _starter(package: str) -> Any:
         callback._state = logger._state = state
         if not callbacks:
             trainer.callbacks = [*trainer.callbacks, callback]
+            call.added.append(callback)
         if not loggers:
             trainer.loggers = [*trainer.loggers, logger]
+            call.added.append(logger)
         return call
 
     return start
