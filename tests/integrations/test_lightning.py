@@ -153,10 +153,18 @@ def test_fit_logs_params_every_self_log_value_lr_and_a_reloadable_model(tmp_path
 
 def test_without_user_loggers_checkpoints_stay_where_lightning_puts_them(tmp_path: Path) -> None:
     autolog.enable(backend="memory:", sync=True)
+    extra = L.Callback()
+
+    class WithCallbacks(Module):
+        def configure_callbacks(self) -> Any:
+            return [extra]
+
     t = trainer(tmp_path, max_epochs=1)
-    t.fit(Module(), datamodule=Data())
+    t.fit(WithCallbacks(), datamodule=Data())
     assert Path(t.checkpoint_callback.best_model_path).parent == tmp_path / "checkpoints"
     assert t.loggers == []
+    assert extra in t.callbacks  # what Lightning added during the fit stays; only ours went
+    assert not any(type(cb).__module__.startswith("autolog") for cb in t.callbacks)
     assert len(history(autolog.search_runs()[0].id, "train_loss")) == 3
 
 
