@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -30,6 +31,7 @@ def main() -> None:
     parser.add_argument("--mode", required=True, choices=("bare", "autolog", "mlflow_sync", "mlflow_async"))
     parser.add_argument("--steps", type=int, default=2000)
     args = parser.parse_args()
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks for an opt-in to the file store
     tmp = Path(tempfile.mkdtemp(prefix="autolog-bench-"))
 
     import torch

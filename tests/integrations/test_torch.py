@@ -273,7 +273,11 @@ def read_store(db: Path) -> tuple[list[tuple[str, str]], int]:
 
 @pytest.mark.parametrize(
     ("tail", "status", "code"),
-    [("print('done')", "FINISHED", 0), ("raise ValueError('boom')", "FAILED", 1)],
+    [
+        ("print('done')", "FINISHED", 0),
+        ("raise ValueError('boom')", "FAILED", 1),
+        ("raise KeyboardInterrupt", "KILLED", -2),  # Python re-raises SIGINT on itself for an uncaught Ctrl-C
+    ],
 )
 def test_the_run_ends_with_the_script(tmp_path: Path, tail: str, status: str, code: int) -> None:
     db = tmp_path / "runs.db"

@@ -1,0 +1,446 @@
+"""PyTorch Lightning (``lightning.pytorch`` and ``pytorch_lightning``): a run per ``Trainer.fit``.
+
+What is logged: hyper-parameters (``save_hyperparameters`` content and the datamodule's, through Lightning's own
+``log_hyperparams``; trainer settings such as max_epochs, precision, accumulate_grad_batches); each optimizer's class
+and param-group settings and each scheduler's class; every value logged with ``self.log`` / ``self.log_dict`` at the
+step Lightning gives it (train / val / test); the learning rate of each optimizer's param groups per step; early
+stopping (stopped epoch, best score) and checkpoints (best path and score; the file itself with
+``log_checkpoints=True``); parameter counts and the model summary; the final model (state dict, class path, init
+hyper-parameters), reloadable with ``autolog.load_model``. ``validate`` / ``test`` join the active run or open one.
+
+How: ``Trainer.fit`` / ``validate`` / ``test`` are wrapped to add an ``AutologLogger`` (a real Lightning ``Logger``)
+and an ``AutologCallback`` beside the user's own loggers and callbacks (new lists on the trainer for the call; the
+user's lists are never changed). The logger's ``save()`` does nothing: records are already queued. Under DDP only
+global rank 0 logs. The plain-torch integration stands down while Lightning drives the loop.
+
+Explicit use (without ``autolog.enable()``): ``Trainer(logger=AutologLogger(), callbacks=[AutologCallback()])``.
+
+Supported: lightning >= 2.0 (and pytorch_lightning 2.x by name). Off: ``autolog.enable(disable_for=["lightning"])``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from autolog import _errors, patching, runs, session
+from autolog.integrations import Integration
+from autolog.integrations import torch as _torch
+from autolog.integrations._torch_model import class_path, snapshot
+from autolog.patching import registry
+from autolog.records import Artifact
+
+NAME = "lightning"
+PACKAGES = ("lightning.pytorch", "pytorch_lightning")
+TRAINER_SETTINGS = (
+    "max_epochs",
+    "min_epochs",
+    "max_steps",
+    "min_steps",
+    "precision",
+    "accumulate_grad_batches",
+    "gradient_clip_val",
+    "gradient_clip_algorithm",
+    "check_val_every_n_epoch",
+    "val_check_interval",
+    "log_every_n_steps",
+    "limit_train_batches",
+    "limit_val_batches",
+    "num_devices",
+    "num_nodes",
+    "world_size",
+)
+
+
+def _env_rank() -> int:
+    """The process's rank from the launcher's environment (Lightning's own ``_get_rank`` reads the same keys)."""
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        value = os.environ.get(key)
+        if value is not None:
+            try:
+                return int(value)
+            except ValueError:
+                continue
+    return 0
+
+
+class _State:
+    """The run one fit logs into, shared by our logger and callback. Inert after pickling (spawned workers)."""
+
+    def __init__(self, run: runs.ActiveRun | None = None, owner: str | None = None) -> None:
+        self.run = run
+        self.owner = owner  # "wrapper", "callback" or "logger": who ends the run
+        self.interrupted = False
+        self.lr_step = -1
+        self.done: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+def _new_run(tags: dict[str, Any] | None = None) -> runs.ActiveRun:
+    return runs.new_run(tags={"autolog.integration": NAME, **(tags or {})})
+
+
+def _flatten(params: Any, prefix: str = "") -> dict[str, Any]:
+    items = vars(params) if hasattr(params, "__dict__") and not isinstance(params, dict) else dict(params or {})
+    out: dict[str, Any] = {}
+    for key, value in items.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+_classes: dict[str, tuple[type, type]] = {}
+
+
+def classes(package: str) -> tuple[type, type]:
+    """(AutologLogger, AutologCallback) subclassing the Lightning of ``package`` (its isinstance checks need it)."""
+    if package not in _classes:
+        _classes[package] = _build(package)
+    return _classes[package]
+
+
+def _build(package: str) -> tuple[type, type]:
+    pl = importlib.import_module(package)
+    Logger = importlib.import_module(f"{package}.loggers.logger").Logger
+    suffix = "" if package == "lightning.pytorch" else "_pytorch_lightning"
+
+    class AutologLogger(Logger):  # type: ignore[misc, valid-type]
+        """A Lightning ``Logger`` writing into autolog's run (global rank 0 only; the others do nothing).
+
+        ``name`` and ``version`` are empty and ``save_dir`` is the trainer's root, so checkpoint and log
+        directories stay where they would be without this logger.
+        """
+
+        def __init__(self, save_dir: str | None = None) -> None:
+            super().__init__()
+            self._state = _State()
+            self._save_dir = save_dir
+
+        @property
+        def name(self) -> str:
+            return ""
+
+        @property
+        def version(self) -> str:
+            return ""
+
+        @property
+        def save_dir(self) -> str | None:
+            return self._save_dir
+
+        @property
+        def experiment(self) -> runs.ActiveRun | None:
+            return self._run()
+
+        def _run(self) -> runs.ActiveRun | None:
+            state = self._state
+            if state.run is None and state.owner is None and _env_rank() == 0:
+                state.run, state.owner = _new_run(), "logger"  # explicit use, no callback: our own run
+            return state.run
+
+        def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+            run = self._run()
+            if run is not None:
+                _errors.firewall("lightning:log_hyperparams", run.log_params, _flatten(params))
+
+        def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+            run = self._run()
+            if run is not None:
+                run.log_metrics(metrics, step)
+
+        def save(self) -> None:
+            """Nothing to do: every record is already queued for the writer thread (no flush, no wait)."""
+
+        def finalize(self, status: str) -> None:
+            state = self._state
+            if state.owner == "logger" and state.run is not None:
+                state.run.end("FINISHED" if status == "success" else "FAILED", wait=False)
+                state.run, state.owner = None, None
+
+    class AutologCallback(pl.Callback):  # type: ignore[misc, name-defined]
+        """Logs what a logger does not see: trainer settings, optimizers, lr, early stopping, checkpoints, model."""
+
+        def __init__(self) -> None:
+            self._state = _State()
+            self._stood_down = False
+
+        def __getstate__(self) -> dict[str, Any]:
+            return {"_state": _State(), "_stood_down": False}
+
+        def _bind(self, trainer: Any) -> _State | None:
+            if not self._stood_down:
+                _torch.stand_down(True)
+                self._stood_down = True
+            state = self._state
+            if trainer.global_rank != 0:
+                return None
+            if state.run is None and state.owner is None:
+                for logger in trainer.loggers:  # an explicit logger that opened its run already: share it
+                    if isinstance(logger, AutologLogger) and logger._state.run is not None:
+                        self._state = state = logger._state
+                        break
+            if state.run is None and state.owner is None:
+                run = runs.active_run()
+                if run is None:
+                    state.run, state.owner = _new_run(), "callback"
+                else:
+                    state.run, state.owner = run, "joined"
+            for logger in trainer.loggers:
+                if isinstance(logger, AutologLogger) and logger._state is not state:
+                    logger._state = state
+            return state
+
+        def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+            state = self._bind(trainer)
+            if state is not None and state.run is not None:
+                _errors.firewall("lightning:setup", _log_setup, state.run, trainer, pl_module)
+
+        def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+            state = self._state
+            if state.run is not None and trainer.global_rank == 0:
+                _errors.firewall("lightning:on_train_start", _log_optimizers, state.run, trainer)
+
+        def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+            state = self._state
+            run = state.run
+            step = trainer.global_step
+            if run is None or step == state.lr_step or trainer.global_rank != 0:
+                return
+            state.lr_step = step
+            n = session.options().log_every_n_steps
+            if n > 1 and step % n:
+                return
+            lrs = {}
+            for key, opt in _lr_names(trainer):
+                for i, group in enumerate(opt.param_groups):
+                    lrs[key if len(opt.param_groups) == 1 else f"{key}/pg{i}"] = group["lr"]
+            if lrs:
+                run.log_metrics(lrs, step)
+
+        def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+            state = self._state
+            if state.run is not None and trainer.global_rank == 0:
+                _errors.firewall("lightning:on_fit_end", _log_fit_end, state.run, trainer, pl_module)
+
+        def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+            self._state.interrupted = isinstance(exception, KeyboardInterrupt)
+            if self._state.owner == "callback":
+                self._end(runs.status_for(exception))
+            self._release()  # Lightning does not call teardown after an exception
+
+        def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+            if self._state.owner == "callback":
+                self._end("FINISHED")
+            self._release()
+
+        def _release(self) -> None:
+            if self._stood_down:
+                self._stood_down = False
+                _torch.stand_down(False)
+
+        def _end(self, status: str) -> None:
+            state = self._state
+            if state.run is not None:
+                state.run.end(status, wait=False)
+            state.run, state.owner = None, None
+
+        def state_dict(self) -> dict[str, Any]:
+            return {}  # nothing of ours goes into the user's checkpoints
+
+    for cls in (AutologLogger, AutologCallback):
+        cls.__name__ = cls.__qualname__ = cls.__name__ + suffix
+        cls.__module__ = __name__
+        globals()[cls.__name__] = cls  # picklable by reference (DDP spawn pickles the trainer's callbacks)
+    return AutologLogger, AutologCallback
+
+
+def _log_setup(run: runs.ActiveRun, trainer: Any, pl_module: Any) -> None:
+    params: dict[str, Any] = {}
+    for name in TRAINER_SETTINGS:
+        value = getattr(trainer, name, None)
+        if value is not None:
+            params[f"trainer.{name}"] = value
+    params["trainer.strategy"] = type(trainer.strategy).__name__
+    params["model_class"] = class_path(pl_module)
+    params["model_parameters"] = sum(p.numel() for p in pl_module.parameters())
+    params["model_trainable_parameters"] = sum(p.numel() for p in pl_module.parameters() if p.requires_grad)
+    datamodule = getattr(trainer, "datamodule", None)
+    if datamodule is not None:
+        params["datamodule_class"] = class_path(datamodule)
+        params.update(_flatten(getattr(datamodule, "hparams", {}), "datamodule."))
+    for cb in trainer.callbacks:
+        if type(cb).__name__ == "EarlyStopping" or (hasattr(cb, "stopped_epoch") and hasattr(cb, "patience")):
+            params.update({f"early_stopping.{k}": getattr(cb, k, None) for k in ("monitor", "mode", "patience")})
+            params["early_stopping.min_delta"] = abs(float(cb.min_delta))
+    run.log_params(params)
+    summary = _summary_text(trainer, pl_module)
+    if summary:
+        run.log_artifact(Artifact("model_summary.txt", _text_writer(summary)))
+
+
+def _summary_text(trainer: Any, pl_module: Any) -> str:
+    package = type(trainer).__module__.split(".trainer", 1)[0]
+    try:
+        summary = importlib.import_module(f"{package}.utilities.model_summary").ModelSummary(pl_module, max_depth=1)
+        return str(summary)
+    except Exception:  # noqa: BLE001 - the summary is a nicety; counts are logged as params anyway
+        return ""
+
+
+def _lr_names(trainer: Any) -> list[tuple[str, Any]]:
+    names: list[tuple[str, Any]] = []
+    seen: dict[str, int] = {}
+    for opt in trainer.optimizers:
+        base = f"lr-{type(opt).__name__}"
+        seen[base] = seen.get(base, 0) + 1
+        names.append((base if seen[base] == 1 else f"{base}-{seen[base] - 1}", opt))
+    return names
+
+
+def _log_optimizers(run: runs.ActiveRun, trainer: Any) -> None:
+    params: dict[str, Any] = {}
+    for index, opt in enumerate(trainer.optimizers):
+        prefix = "optimizer" if index == 0 else f"optimizer_{index}"
+        params[prefix] = type(opt).__name__
+        for i, group in enumerate(opt.param_groups):
+            where = prefix if len(opt.param_groups) == 1 else f"{prefix}.pg{i}"
+            params.update({f"{where}.{k}": v for k, v in group.items() if k != "params"})
+    for index, config in enumerate(getattr(trainer, "lr_scheduler_configs", []) or []):
+        prefix = "lr_scheduler" if index == 0 else f"lr_scheduler_{index}"
+        params[prefix] = type(config.scheduler).__name__
+        params[f"{prefix}.interval"] = config.interval
+    run.log_params(params)
+
+
+def _log_fit_end(run: runs.ActiveRun, trainer: Any, pl_module: Any) -> None:
+    metrics: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    for cb in trainer.callbacks:
+        if hasattr(cb, "stopped_epoch") and hasattr(cb, "patience"):
+            metrics["early_stopping.stopped_epoch"] = cb.stopped_epoch
+            metrics["early_stopping.wait_count"] = cb.wait_count
+            if getattr(cb, "best_score", None) is not None:
+                metrics["early_stopping.best_score"] = cb.best_score
+    for index, cb in enumerate(getattr(trainer, "checkpoint_callbacks", []) or []):
+        prefix = "checkpoint" if index == 0 else f"checkpoint_{index}"
+        best = getattr(cb, "best_model_path", "")
+        if not best:
+            continue
+        params[f"{prefix}.best_model_path"] = best
+        if getattr(cb, "best_model_score", None) is not None:
+            metrics[f"{prefix}.best_model_score"] = cb.best_model_score
+        if session.options().log_checkpoints and Path(best).is_file():
+            run.log_artifact(Artifact(f"checkpoints/{Path(best).name}", _copier(best)))
+    if params:
+        run.log_params(params)
+    if metrics:
+        run.log_metrics(metrics, trainer.global_step)
+    if session.options().log_models:
+        run.log_model(snapshot(pl_module, init_kwargs=dict(getattr(pl_module, "hparams", {}) or {})))
+
+
+def _text_writer(text: str) -> Any:
+    def write(target: Path) -> None:
+        target.write_text(text, encoding="utf-8")  # on the writer thread
+
+    return write
+
+
+def _copier(source: str) -> Any:
+    def write(target: Path) -> None:
+        shutil.copyfile(source, target)  # on the writer thread
+
+    return write
+
+
+# -- the patch ---------------------------------------------------------------------------------------------------
+class LightningIntegration(Integration):
+    name = NAME
+    modules = PACKAGES
+    distribution = "lightning"
+    min_version = "2.0"
+
+    def patch(self, module_name: str) -> None:
+        trainer_cls = importlib.import_module(f"{module_name}.trainer.trainer").Trainer
+        for method in ("fit", "validate", "test"):
+            site = f"{NAME}:Trainer.{method}"
+            registry.patch(NAME, trainer_cls, method, patching.training_wrapper(NAME, site, _starter(module_name)))
+
+
+class _Call:
+    def __init__(self, trainer: Any, args: tuple[Any, ...], kwargs: dict[str, Any], state: _State | None) -> None:
+        self.args, self.kwargs = args, kwargs
+        self.trainer = trainer
+        self.state = state
+        self.added: list[Any] = []  # our logger / callback, when we added them
+        _torch.stand_down(True)
+
+    def _restore(self) -> None:
+        # Filter rather than put the old lists back: Lightning adds the module's configure_callbacks() during fit.
+        trainer, added = self.trainer, self.added
+        if added:
+            trainer.callbacks = [cb for cb in trainer.callbacks if not any(cb is a for a in added)]
+            trainer.loggers = [lg for lg in trainer.loggers if not any(lg is a for a in added)]
+        _torch.stand_down(False)
+
+    def finish(self, result: Any) -> None:
+        self._restore()
+        state = self.state
+        if state is not None and state.owner == "wrapper" and state.run is not None:
+            state.run.end("FINISHED")
+
+    def fail(self, exc: BaseException) -> None:
+        self._restore()
+        state = self.state
+        if state is not None and state.owner == "wrapper" and state.run is not None:
+            state.run.end("KILLED" if state.interrupted else runs.status_for(exc))
+
+
+def _starter(package: str) -> Any:
+    def start(wrapped: Any, trainer: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
+        logger_cls, callback_cls = classes(package)
+        if _env_rank() != 0:  # a DDP worker re-running the script: only rank 0 writes
+            return _Call(trainer, args, kwargs, None)
+        callbacks = [cb for cb in trainer.callbacks if isinstance(cb, callback_cls)]
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, logger_cls)]
+        run = runs.active_run()
+        opts = session.options()
+        if run is None or (opts.exclusive and run.user_started):
+            state = _State(_new_run(), "wrapper")
+        else:
+            state = _State(run, "joined")
+        call = _Call(trainer, args, kwargs, state)
+        callback: Any = callbacks[0] if callbacks else callback_cls()
+        logger: Any = loggers[0] if loggers else logger_cls(save_dir=trainer.default_root_dir)
+        callback._state = logger._state = state
+        if not callbacks:
+            trainer.callbacks = [*trainer.callbacks, callback]
+            call.added.append(callback)
+        if not loggers:
+            trainer.loggers = [*trainer.loggers, logger]
+            call.added.append(logger)
+        return call
+
+    return start
+
+
+def __getattr__(name: str) -> Any:
+    """``AutologLogger`` / ``AutologCallback`` for the installed Lightning (``lightning.pytorch`` first)."""
+    if name in ("AutologLogger", "AutologCallback"):
+        for package in PACKAGES:
+            try:
+                return classes(package)[name == "AutologCallback"]
+            except ImportError:
+                continue
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,304 @@
+"""PyTorch Lightning: tiny real modules and trainers on synthetic data; values checked, not just presence."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+L = pytest.importorskip("lightning.pytorch")
+
+import autolog  # noqa: E402
+from autolog.backends.memory import MemoryBackend  # noqa: E402
+from autolog.integrations import lightning as al  # noqa: E402
+
+
+class Module(L.LightningModule):
+    def __init__(self, hidden: int = 8, lr: float = 0.1, fail_at: int = -1, interrupt_at: int = -1) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2))
+        self.seen: list[tuple[int, float]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        if self.global_step == self.hparams.fail_at:
+            raise ValueError("boom")
+        if self.global_step == self.hparams.interrupt_at:
+            raise KeyboardInterrupt
+        x, y = batch
+        loss = torch.nn.functional.cross_entropy(self(x), y)
+        self.log("train_loss", loss)
+        self.seen.append((self.global_step, loss.item()))  # the test's own record, to compare with
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.cross_entropy(self(x), y))
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("test_loss", torch.nn.functional.cross_entropy(self(x), y))
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=0.5)
+        return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)}
+
+
+class Data(L.LightningDataModule):
+    def __init__(self, batch_size: int = 16) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        gen = torch.Generator().manual_seed(0)
+        self.ds = torch.utils.data.TensorDataset(
+            torch.randn(48, 4, generator=gen), torch.randint(0, 2, (48,), generator=gen)
+        )
+
+    def train_dataloader(self) -> Any:
+        return torch.utils.data.DataLoader(self.ds, batch_size=self.hparams.batch_size)
+
+    def val_dataloader(self) -> Any:
+        return torch.utils.data.DataLoader(self.ds, batch_size=self.hparams.batch_size)
+
+    test_dataloader = val_dataloader
+
+
+def trainer(root: Path, **kwargs: Any) -> L.Trainer:
+    settings: dict[str, Any] = {
+        "max_epochs": 2,
+        "log_every_n_steps": 1,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "accelerator": "cpu",
+        "devices": 1,
+        "default_root_dir": str(root),
+        "logger": False,
+    }
+    settings.update(kwargs)
+    return L.Trainer(**settings)
+
+
+def history(run_id: str, key: str) -> list[tuple[int, float]]:
+    return [(step, value) for step, value, _ in autolog.get_metric_history(run_id, key)]
+
+
+def test_fit_logs_params_every_self_log_value_lr_and_a_reloadable_model(tmp_path: Path) -> None:
+    backend = MemoryBackend("memory:fit")
+    autolog.enable(backend=backend, sync=True, log_checkpoints=True)
+    torch.manual_seed(0)
+    model = Module()
+    user_logger = L.loggers.CSVLogger(str(tmp_path / "csv"), name="", version="")
+    checkpoint = L.callbacks.ModelCheckpoint(monitor="val_loss", save_top_k=1)
+    stopper = L.callbacks.EarlyStopping(monitor="val_loss", patience=5)
+    callbacks = [checkpoint, stopper]
+    t = trainer(tmp_path, logger=user_logger, callbacks=callbacks)
+    callbacks_before, loggers_before = list(t.callbacks), list(t.loggers)
+    t.fit(model, datamodule=Data())
+
+    assert t.callbacks == callbacks_before and t.loggers == loggers_before  # ours were only there for the fit
+    assert callbacks == [checkpoint, stopper]
+    (run,) = autolog.search_runs()
+    assert run.status == "FINISHED"
+    assert run.tags["autolog.integration"] == "lightning"
+    # self.log values, at Lightning's steps, equal to what the module computed
+    logged = history(run.id, "train_loss")
+    assert [s for s, _ in logged] == [s for s, _ in model.seen] == list(range(6))
+    assert [v for _, v in logged] == pytest.approx([v for _, v in model.seen], rel=1e-6)
+    assert [s for s, _ in history(run.id, "val_loss")] == [2, 5]
+    # the user's own logger got the same values
+    with (tmp_path / "csv" / "metrics.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("train_loss")]
+    assert len(rows) == 6
+    # lr per step from the scheduler (StepLR steps per epoch: 3 batches per epoch)
+    assert history(run.id, "lr-SGD") == [(0, 0.1), (1, 0.1), (2, 0.1), (3, 0.05), (4, 0.05), (5, 0.05)]
+    p = run.params
+    assert (p["hidden"], p["lr"], p["batch_size"]) == ("8", "0.1", "16")  # module and datamodule hparams
+    assert p["datamodule.batch_size"] == "16"
+    assert (p["trainer.max_epochs"], p["trainer.accumulate_grad_batches"], p["trainer.precision"]) == (
+        "2",
+        "1",
+        "32-true",
+    )
+    assert (p["optimizer"], p["optimizer.lr"], p["optimizer.momentum"], p["lr_scheduler"]) == (
+        "SGD",
+        "0.1",
+        "0.5",
+        "StepLR",
+    )
+    assert p["model_parameters"] == str(sum(x.numel() for x in model.parameters())) == "58"
+    assert p["early_stopping.monitor"] == "val_loss" and p["early_stopping.patience"] == "5"
+    assert run.metrics["early_stopping.stopped_epoch"] == 0.0
+    assert run.metrics["early_stopping.best_score"] == pytest.approx(float(stopper.best_score))
+    assert p["checkpoint.best_model_path"] == checkpoint.best_model_path
+    assert Path(checkpoint.best_model_path).parent == tmp_path / "csv" / "checkpoints"  # the user's logger's dir
+    assert run.metrics["checkpoint.best_model_score"] == pytest.approx(float(checkpoint.best_model_score))
+    files = backend.list_artifacts(run.id)
+    assert f"checkpoints/{Path(checkpoint.best_model_path).name}" in files
+    assert "model_summary.txt" in files
+    loaded = autolog.load_model(run.id)
+    assert type(loaded) is Module and loaded.hparams.hidden == 8
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_without_user_loggers_checkpoints_stay_where_lightning_puts_them(tmp_path: Path) -> None:
+    autolog.enable(backend="memory:", sync=True)
+    extra = L.Callback()
+
+    class WithCallbacks(Module):
+        def configure_callbacks(self) -> Any:
+            return [extra]
+
+    t = trainer(tmp_path, max_epochs=1)
+    t.fit(WithCallbacks(), datamodule=Data())
+    assert Path(t.checkpoint_callback.best_model_path).parent == tmp_path / "checkpoints"
+    assert t.loggers == []
+    assert extra in t.callbacks  # what Lightning added during the fit stays; only ours went
+    assert not any(type(cb).__module__.startswith("autolog") for cb in t.callbacks)
+    assert len(history(autolog.search_runs()[0].id, "train_loss")) == 3
+
+
+def test_plain_torch_stands_down_under_lightning(memory_store: MemoryBackend, tmp_path: Path) -> None:
+    trainer(tmp_path, max_epochs=1).fit(Module(), datamodule=Data())
+    (run,) = autolog.search_runs()
+    assert run.tags["autolog.integration"] == "lightning"
+    assert "loss" not in run.metrics and "optimizer.dampening" in run.params  # not the torch integration's keys
+    assert autolog.active_run() is None  # no ambient plain-torch run was opened
+
+
+def test_fit_then_test_in_a_user_run_share_it(memory_store: MemoryBackend, tmp_path: Path) -> None:
+    model = Module()
+    t = trainer(tmp_path, max_epochs=1)
+    with autolog.start_run("mine") as run:
+        t.fit(model, datamodule=Data())
+        t.test(model, datamodule=Data())
+        assert memory_store.runs[run.id].status == "RUNNING"
+    (stored,) = autolog.search_runs()
+    assert stored.status == "FINISHED"
+    assert "train_loss" in stored.metrics and "test_loss" in stored.metrics
+
+
+def test_validate_alone_opens_its_own_run(memory_store: MemoryBackend, tmp_path: Path) -> None:
+    trainer(tmp_path).validate(Module(), datamodule=Data())
+    (run,) = autolog.search_runs()
+    assert run.status == "FINISHED"
+    assert sorted(run.metrics) == ["epoch", "val_loss"]  # Lightning adds the epoch
+
+
+def test_a_user_exception_propagates_unchanged_and_the_run_fails(memory_store: MemoryBackend, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="boom") as info:
+        trainer(tmp_path).fit(Module(fail_at=2), datamodule=Data())
+    assert type(info.value) is ValueError
+    (run,) = autolog.search_runs()
+    assert run.status == "FAILED"
+    assert [s for s, _ in history(run.id, "train_loss")] == [0, 1]
+
+
+def test_keyboard_interrupt_ends_the_run_killed(memory_store: MemoryBackend, tmp_path: Path) -> None:
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit):  # Lightning turns Ctrl-C into a graceful shutdown and sys.exit(1)
+            trainer(tmp_path).fit(Module(interrupt_at=1), datamodule=Data())
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores SIGINT after an interrupt
+    (run,) = autolog.search_runs()
+    assert run.status == "KILLED"
+
+
+def test_logger_save_never_flushes_or_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from autolog.writer import Writer
+
+    backend = MemoryBackend("memory:async")
+    autolog.enable(backend=backend, flush_interval=0.01)
+    flushes: list[int] = []
+    original = Writer.flush
+    monkeypatch.setattr(Writer, "flush", lambda self, timeout=None: flushes.append(1) or original(self, timeout))
+
+    class Probe(L.Callback):
+        saves = 0
+
+        def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+            self.during = len(flushes)
+
+    probe = Probe()
+    trainer(tmp_path, callbacks=[probe]).fit(Module(), datamodule=Data())
+    assert probe.during == 0  # six log_metrics + save() calls, no flush
+    assert len(flushes) >= 1  # the end of the run waits for the store
+    run_id = next(iter(backend.runs))
+    assert len(backend.history[(run_id, "train_loss")]) == 6
+
+
+def test_explicit_logger_and_callback_without_enable(tmp_path: Path) -> None:
+    autolog.enable(backend="memory:explicit", sync=True)
+    autolog.disable()  # the options stay; nothing is patched
+    t = trainer(tmp_path, max_epochs=1, logger=al.AutologLogger(), callbacks=[al.AutologCallback()])
+    assert isinstance(t.logger, L.loggers.Logger)
+    t.fit(Module(), datamodule=Data())
+    from autolog import session
+
+    session.flush(5)
+    (run,) = session.backend().search_runs()
+    assert run.status == "FINISHED"
+    assert [s for s, _, _ in session.backend().get_metric_history(run.id, "train_loss")] == [0, 1, 2]
+    assert run.params["optimizer"] == "SGD" and run.params["hidden"] == "8"
+    assert "model" in session.backend().list_artifacts(run.id)
+    from autolog.integrations import torch as plain
+
+    assert plain._loop.stand_down == 0  # the plain-torch integration is back once the fit is over
+
+
+DDP_SCRIPT = """
+    import torch, autolog
+    import lightning.pytorch as L
+    autolog.enable(backend="sqlite:///{db}")
+
+    class M(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Linear(4, 2)
+        def training_step(self, batch, i):
+            x, y = batch
+            loss = torch.nn.functional.cross_entropy(self.net(x), y)
+            self.log("train_loss", loss)
+            return loss
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    if __name__ == "__main__":
+        torch.manual_seed(0)
+        ds = torch.utils.data.TensorDataset(torch.randn(64, 4), torch.randint(0, 2, (64,)))
+        loader = torch.utils.data.DataLoader(ds, batch_size=8)
+        trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=2, strategy="ddp", logger=False,
+                            enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
+                            enable_checkpointing=False, default_root_dir="{root}")
+        trainer.fit(M(), loader)
+        print("rank", trainer.global_rank)
+"""
+
+
+def test_ddp_two_processes_only_rank_zero_writes_one_run(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    script = tmp_path / "ddp.py"
+    script.write_text(textwrap.dedent(DDP_SCRIPT.format(db=db, root=tmp_path)), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    con = sqlite3.connect(db)
+    try:
+        runs = con.execute("SELECT status FROM runs").fetchall()
+        steps = [r[0] for r in con.execute("SELECT step FROM metrics WHERE key = 'train_loss' ORDER BY step")]
+    finally:
+        con.close()
+    assert runs == [("FINISHED",)]
+    assert steps == [0, 1, 2, 3]  # 64 rows / 2 ranks / batch 8: rank 0's four steps, once
