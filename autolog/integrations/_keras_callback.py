@@ -201,7 +201,9 @@ def model_params(model: Any) -> dict[str, Any]:
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None:
         out["optimizer"] = type(optimizer).__name__
-        for key, value in optimizer.get_config().items():
+        with _without_importing_tensorflow():  # a schedule in the config goes through Keras's serialiser
+            config = optimizer.get_config()
+        for key, value in config.items():
             if key == "name" or value is None:
                 continue
             if isinstance(value, dict) and "class_name" in value:  # a learning-rate schedule
@@ -278,7 +280,7 @@ def summary_text(model: Any) -> str | None:
     if not getattr(model, "built", False):
         return None
     lines: list[str] = []
-    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line), line_length=100)
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line), line_length=120)
     return "\n".join(lines) + "\n"
 
 
@@ -288,7 +290,7 @@ def model_artifact(model: Any) -> Any:
 
     buffer = io.BytesIO()
     try:
-        with _tensorflow_unimported():
+        with _without_importing_tensorflow():
             saving_lib.save_model(model, buffer)
     except Exception as exc:  # noqa: BLE001 - a model Keras cannot serialise is the user's, not our bug
         _errors.warn(
@@ -334,9 +336,10 @@ def _copy(source: Path, target: Path) -> None:
 
 
 @contextmanager
-def _tensorflow_unimported() -> Iterator[None]:
-    """Keras's serialiser asks ``tf.available`` (importing TensorFlow, seconds) only to test whether an object is a
-    ``tf.TensorShape``. With TensorFlow not imported no object can be one: answer "unavailable" for the save."""
+def _without_importing_tensorflow() -> Iterator[None]:
+    """Keras's serialiser asks ``tf.available`` (which imports TensorFlow, seconds, on every backend) only to test
+    whether an object is a ``tf.TensorShape``. With TensorFlow not imported no object can be one: answer
+    "unavailable" while we serialise."""
     from keras.src.saving import serialization_lib
 
     lazy = getattr(serialization_lib, "tf", None)
