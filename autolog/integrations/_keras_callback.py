@@ -83,11 +83,13 @@ class AutologCallback(keras.callbacks.Callback):
         self._step0 = run.state.get(STEP_KEY, 0)
         self._epoch0 = run.state.get(EPOCH_KEY, -1)
         self._first_epoch, self._max_batch = None, -1
+        self.epoch_logs, self.last_epoch, self.checkpoint_paths = {}, None, []
         if not self.driven and not run.state.get(PARAMS_KEY):
             run.state[PARAMS_KEY] = True
             run.log_params({**fit_params_from_callback(self.params), **model_params(self.model)})
 
     def _open_own_run(self, exclusive: bool) -> None:
+        self.owns_run = False  # a callback reused for another fit decides afresh
         active = runs.active_run()
         if active is not None and not (exclusive and active.user_started):
             self.run = active

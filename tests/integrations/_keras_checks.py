@@ -275,7 +275,7 @@ def early_stopping_records_stopped_and_restored_epoch() -> None:
     losses = history(store, run.id, "loss")
     assert [s for s, _ in losses] == [0, 1, 2]  # two epochs, then the restored epoch's values at step 2
     assert losses[2][1] == losses[0][1]
-    assert history(store, run.id, "stopped_epoch")[-1] == (2, 1.0)
+    assert history(store, run.id, "stopped_epoch") == [(1, 1.0)]
     assert history(store, run.id, "restored_epoch") == [(2, 0.0)]
     assert run.params["early_stopping.monitor"] == "loss"
     assert run.params["early_stopping.restore_best_weights"] == "True"
@@ -330,6 +330,34 @@ def keyboard_interrupt_kills_the_run() -> None:
     except KeyboardInterrupt as caught:
         assert caught is interrupt
     assert only_run(store).status == "KILLED"
+
+
+@check
+def our_errors_never_break_fit() -> None:
+    import warnings
+
+    x, y = data(32)
+    os.environ["AUTOLOG_TESTING"] = "0"  # production mode: our errors are swallowed and warned, not raised
+    try:
+        for target in ("keras:AutologCallback", "keras:Model"):  # our callback's bodies, then the fit/evaluate patch
+            store = enable()
+            model().fit(x, y, epochs=1, verbose=0)  # registers every site
+            sites = {site for site in _errors.sites if site.startswith(target)}
+            assert len(sites) >= 2, _errors.sites
+            _errors.inject_faults.update(sites)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = model().fit(x, y, epochs=2, verbose=0)
+                model().evaluate(x, y, verbose=0)
+            _errors.inject_faults.clear()
+            assert len(result.history["loss"]) == 2  # fit ran once, fully, and returned its real result
+            assert sum(_errors.errors[site] for site in sites) >= 1
+            assert any("internal error" in str(w.message) for w in caught)
+            assert len(autolog.search_runs()) == 2 if target == "keras:AutologCallback" else 1
+            del store
+    finally:
+        os.environ["AUTOLOG_TESTING"] = "1"
+        _errors.inject_faults.clear()
 
 
 @check
