@@ -97,11 +97,12 @@ class _FitCall:
 
     def finish(self, result: Any) -> None:
         from autolog.integrations import _keras_callback as kc
+        from autolog.integrations import _keras_model
 
         try:
             log_early_stopping(self.run, self.callback, self.user_callbacks)
-            kc.log_checkpoint_files(self.run, self.callback.checkpoint_paths)
-            kc.log_model_and_summary(self.run, self.model, None)
+            _keras_model.log_checkpoint_files(self.run, self.callback.checkpoint_paths)
+            _keras_model.log_model_and_summary(self.run, self.model, None)
             kc.remember(self.model, self.run)
         finally:
             self._close(None)
