@@ -1,4 +1,4 @@
-"""The Keras 3 callback that does the logging, the model snapshot, and the loader for logged models.
+"""The Keras 3 callbacks that do the logging (``AutologCallback``, ``EvaluateCallback``) and the params they log.
 
 This module imports ``keras`` (never ``tensorflow``): it works on every Keras 3 backend. The ``fit`` patch in
 ``autolog.integrations.keras`` injects an ``AutologCallback`` that it drives; users without patching put one in
@@ -7,24 +7,19 @@ This module imports ``keras`` (never ``tensorflow``): it works on every Keras 3 
 
 from __future__ import annotations
 
-import io
-import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import keras
 
-from autolog import _errors, models, runs, session
+from autolog import runs, session
+from autolog.integrations._keras_model import log_model_and_summary, without_importing_tensorflow
 from autolog.patching import hook
-from autolog.records import FINISHED, Artifact
+from autolog.records import FINISHED
 
-FLAVOR = "keras"
-MODEL_FILE = "model.keras"
-SUMMARY_FILE = "model_summary.txt"
+__all__ = ["AutologCallback", "EvaluateCallback"]
+
 STEP_KEY, EPOCH_KEY, PARAMS_KEY = "keras.step", "keras.epoch", "keras.params_logged"
 
 
@@ -83,11 +78,13 @@ class AutologCallback(keras.callbacks.Callback):
         self._step0 = run.state.get(STEP_KEY, 0)
         self._epoch0 = run.state.get(EPOCH_KEY, -1)
         self._first_epoch, self._max_batch = None, -1
+        self.epoch_logs, self.last_epoch, self.checkpoint_paths = {}, None, []
         if not self.driven and not run.state.get(PARAMS_KEY):
             run.state[PARAMS_KEY] = True
             run.log_params({**fit_params_from_callback(self.params), **model_params(self.model)})
 
     def _open_own_run(self, exclusive: bool) -> None:
+        self.owns_run = False  # a callback reused for another fit decides afresh
         active = runs.active_run()
         if active is not None and not (exclusive and active.user_started):
             self.run = active
@@ -201,7 +198,9 @@ def model_params(model: Any) -> dict[str, Any]:
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None:
         out["optimizer"] = type(optimizer).__name__
-        for key, value in optimizer.get_config().items():
+        with without_importing_tensorflow():  # a schedule in the config goes through Keras's serialiser
+            config = optimizer.get_config()
+        for key, value in config.items():
             if key == "name" or value is None:
                 continue
             if isinstance(value, dict) and "class_name" in value:  # a learning-rate schedule
@@ -261,98 +260,6 @@ def current_learning_rate(model: Any) -> Any:
     if isinstance(lr, (int, float)):
         return lr
     return keras.ops.copy(lr)
-
-
-# -- model artifacts ----------------------------------------------------------------------------------------------
-def log_model_and_summary(run: runs.ActiveRun, model: Any, log_models: bool | None) -> None:
-    summary = summary_text(model)
-    if summary is not None:
-        run.log_artifact(Artifact(SUMMARY_FILE, partial(_write_bytes, summary.encode("utf-8"))))
-    if log_models if log_models is not None else session.options().log_models:
-        artifact = model_artifact(model)
-        if artifact is not None:
-            run.log_model(artifact)
-
-
-def summary_text(model: Any) -> str | None:
-    if not getattr(model, "built", False):
-        return None
-    lines: list[str] = []
-    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line), line_length=100)
-    return "\n".join(lines) + "\n"
-
-
-def model_artifact(model: Any) -> Any:
-    """Snapshot the model now as ``.keras`` bytes (in memory); the writer thread writes the file."""
-    from keras.src.saving import saving_lib  # the public save_model wants a path; this one takes a file object
-
-    buffer = io.BytesIO()
-    try:
-        with _tensorflow_unimported():
-            saving_lib.save_model(model, buffer)
-    except Exception as exc:  # noqa: BLE001 - a model Keras cannot serialise is the user's, not our bug
-        _errors.warn(
-            f"autolog: the Keras model was not logged: Keras could not save it ({exc!r})", once_key="keras-save"
-        )
-        return None
-    data = buffer.getvalue()
-    return models.model_artifact(
-        FLAVOR,
-        data,
-        _write_model_file,
-        "autolog.integrations._keras_callback:load_model_dir",
-        {"keras_version": keras.__version__, "backend": keras.backend.backend(), "file": MODEL_FILE},
-    )
-
-
-def _write_bytes(data: bytes, target: Path) -> None:
-    target.write_bytes(data)
-
-
-def _write_model_file(data: bytes, directory: Path) -> None:
-    (directory / MODEL_FILE).write_bytes(data)
-
-
-def log_checkpoint_files(run: runs.ActiveRun, paths: list[str]) -> None:
-    """Checkpoint files as ``checkpoints/<name>``, copied by the writer thread. A path with ``{epoch}`` in it is
-    one file per epoch; a fixed path holds what the checkpoint callback kept last (its best, with
-    ``save_best_only``)."""
-    for path in paths:
-        source = Path(path)
-        if source.exists():
-            run.log_artifact(Artifact(f"checkpoints/{source.name}", partial(_copy, source)))
-
-
-def _copy(source: Path, target: Path) -> None:
-    import shutil
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if source.is_dir():
-        shutil.copytree(source, target, dirs_exist_ok=True)
-    else:
-        shutil.copyfile(source, target)
-
-
-@contextmanager
-def _tensorflow_unimported() -> Iterator[None]:
-    """Keras's serialiser asks ``tf.available`` (importing TensorFlow, seconds) only to test whether an object is a
-    ``tf.TensorShape``. With TensorFlow not imported no object can be one: answer "unavailable" for the save."""
-    from keras.src.saving import serialization_lib
-
-    lazy = getattr(serialization_lib, "tf", None)
-    if "tensorflow" in sys.modules or lazy is None or not hasattr(lazy, "_available") or lazy.module is not None:
-        yield
-        return
-    previous = lazy._available
-    lazy._available = False
-    try:
-        yield
-    finally:
-        lazy._available = previous
-
-
-def load_model_dir(directory: Path) -> Any:
-    return keras.saving.load_model(Path(directory) / MODEL_FILE)
 
 
 # -- models -> their last run (so that ``evaluate`` after ``fit`` logs into it) -------------------------------

@@ -97,11 +97,12 @@ class _FitCall:
 
     def finish(self, result: Any) -> None:
         from autolog.integrations import _keras_callback as kc
+        from autolog.integrations import _keras_model
 
         try:
             log_early_stopping(self.run, self.callback, self.user_callbacks)
-            kc.log_checkpoint_files(self.run, self.callback.checkpoint_paths)
-            kc.log_model_and_summary(self.run, self.model, None)
+            _keras_model.log_checkpoint_files(self.run, self.callback.checkpoint_paths)
+            _keras_model.log_model_and_summary(self.run, self.model, None)
             kc.remember(self.model, self.run)
         finally:
             self._close(None)
@@ -130,21 +131,24 @@ def _start_fit(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[
     opts = session.options()
     active = runs.active_run()
     owned = active is None or (opts.exclusive and active.user_started)
-    if owned:
+    run = None if owned else active
+    # params before anything is started: a failure here leaves no run open and no context changed
+    params = (
+        None
+        if run is not None and run.state.get(kc.PARAMS_KEY)
+        else {**fit_params(signature, bound), **kc.model_params(instance)}
+    )
+    if run is None:
         run = runs.new_run(tags={"autolog.integration": NAME, "autolog.framework": kc.framework_tag()})
-    else:
-        assert active is not None
-        run = active
+    if params is not None:  # a run that holds several fits keeps the first fit's params
+        run.state[kc.PARAMS_KEY] = True
+        run.log_params(params)
     callback = kc.AutologCallback()
     callback.attach(run)
     if opts.log_checkpoints:
         callback.checkpoints = [cb for cb in user_callbacks if isinstance(cb, keras.callbacks.ModelCheckpoint)]
     args, kwargs = _with_argument(signature, args, kwargs, "callbacks", [*user_callbacks, callback])
-    call = _FitCall(instance, run, owned, callback, user_callbacks, args, kwargs)
-    if not run.state.get(kc.PARAMS_KEY):  # a run that holds several fits keeps the first fit's params
-        run.state[kc.PARAMS_KEY] = True
-        run.log_params({**fit_params(signature, bound), **kc.model_params(instance)})
-    return call
+    return _FitCall(instance, run, owned, callback, user_callbacks, args, kwargs)
 
 
 def _callback_list(value: Any) -> list[Any] | None:
@@ -256,9 +260,7 @@ def log_early_stopping(run: runs.ActiveRun, callback: Any, user_callbacks: list[
         if last is None:
             return
         step = callback.epoch_step(last) + 1  # after the last epoch: the values of the model that was kept
-        metrics: dict[str, Any] = {}
-        if stopper.stopped_epoch > 0:
-            metrics["stopped_epoch"] = stopper.stopped_epoch
+        metrics: dict[str, Any] = {}  # stopped_epoch: logged by our callback when training stopped early
         if stopper.restore_best_weights and stopper.best_weights is not None:
             metrics["restored_epoch"] = stopper.best_epoch
             metrics.update(callback.epoch_logs.get(stopper.best_epoch, {}))
