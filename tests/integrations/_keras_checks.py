@@ -264,6 +264,24 @@ def log_models_false_logs_no_model() -> None:
 
 
 @check
+def suppress_and_a_callback_list_log_nothing() -> None:
+    import warnings
+
+    store = enable()
+    x, y = data(32)
+    with autolog.suppress():
+        model().fit(x, y, epochs=1, verbose=0)
+    net = model()
+    given = keras.callbacks.CallbackList([keras.callbacks.History()], model=net)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        net.fit(x, y, epochs=1, verbose=0, callbacks=given)
+    assert len(given.callbacks) == 1  # used as given, not rebuilt
+    assert any("CallbackList" in str(w.message) for w in caught), [str(w.message) for w in caught]
+    assert store.runs == {}
+
+
+@check
 def early_stopping_records_stopped_and_restored_epoch() -> None:
     store = enable()
     x, y = data(64)
