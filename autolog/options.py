@@ -135,9 +135,7 @@ SPECS: dict[str, Spec] = {
     "register_model": Spec(_env.REGISTER_MODEL, None, _text, "model registry name for logged models"),
     "spool": Spec(_env.SPOOL, True, _parse_bool, "journal records on local disk until the store confirms them"),
     "spool_dir": Spec(_env.SPOOL_DIR, None, _text, "where the spool lives (default: beside the SQLite store)"),
-    "spool_max_bytes": Spec(
-        _env.SPOOL_MAX_BYTES, 1 << 30, _number(int, 1 << 16), "disk the spool may use per process"
-    ),
+    "spool_max_bytes": Spec(_env.SPOOL_MAX_BYTES, 1 << 30, _number(int, 1 << 16), "disk the spool may use per process"),
 }
 
 

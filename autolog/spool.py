@@ -6,9 +6,10 @@ Design and cost (see ``docs/reliability.md``):
   into a shared file mapping of the current journal segment with one precompiled ``struct.pack_into`` (32 bytes:
   key id, value, step, timestamp, MAGIC). Run ids and keys are interned to small key ids, written once per segment
   as blobs. No system call per metric; the OS keeps the mapped pages when the process is killed. Rare records (run
-  start/end, params, tags) are pickled into the journal as blobs. A lock keeps journal order equal to queue order
-  when several threads log. Tensors are not read on the training thread (no device sync): a tensor value is kept
-  in memory only, the stated exception to the SIGKILL promise.
+  start/end, params, tags) are pickled into the journal as blobs. A ``busy`` flag (no lock) lets one call at a
+  time write the mapping, so journal order equals queue order when several threads log. Tensors are not read on
+  the training thread (no device sync): a tensor value is kept in memory only, the stated exception to the SIGKILL
+  promise.
 * Writer thread: after the backend confirms a batch, the journal offset it reached is stored in the lock file and,
   for SQLite, in the store in the same transaction (exactly once); fully confirmed segments are deleted.
 * Outage: a batch that still fails after the retries switches the spool to outage mode. Records that are in the
@@ -17,8 +18,9 @@ Design and cost (see ``docs/reliability.md``):
   offset; when that works, it sends what it held and leaves outage mode.
 * Bound: a process's journal never exceeds ``spool_max_bytes``. When it is full, new records are kept in memory
   only (not crash-durable), counted as ``unspooled`` and warned once; the spool never deletes what was not sent.
-* Replay: a journal whose lock is free belongs to a dead process. The next ``enable()`` with the same backend, and
-  ``autolog sync``, send what it holds past its confirmed offset, then end its runs that had not ended as KILLED.
+* Replay (``autolog.replay``): a journal whose lock is free belongs to a dead process. The next ``enable()`` with
+  the same backend, and ``autolog sync``, send what it holds past its confirmed offset, then end its runs that had
+  not ended as KILLED.
 """
 
 from __future__ import annotations
@@ -30,19 +32,18 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autolog import _errors, journal
 from autolog.journal import MAGIC, SEGMENT_BYTES, SIZE, SLOT
-from autolog.records import KILLED, RunEnd, RunStart
+from autolog.records import RunStart
 from autolog.writer import ARTIFACT, END, METRICS, PARAMS, START, TAGS
 
 if TYPE_CHECKING:
-    from autolog.backends.base import Backend
     from autolog.options import Options
+    from autolog.replay import SyncSummary
     from autolog.writer import Record, Writer
 
 _BASE_LEN = {METRICS: 5, PARAMS: 3, TAGS: 3, START: 2, END: 2, ARTIFACT: 3}
@@ -50,12 +51,6 @@ _PLAIN = frozenset((float, int))
 _SLACK = 1 << 16  # room kept at a segment's end for key blobs written in the middle of a call
 _MAX_KEY_BLOB = _SLACK // 2
 _PROBE_SECONDS = 1.0
-
-
-class MarkedBatch(list):  # type: ignore[type-arg]
-    """A batch that carries (journal id, offset): a backend that can stores it in the batch's transaction."""
-
-    spool_mark: tuple[str, int] | None = None
 
 
 def default_dir(backend: Any) -> Path:
@@ -378,14 +373,16 @@ class Spool:
 
     def handle(self, writer: Writer, chunk: list[Record], markers: list[threading.Event]) -> None:
         """Write one chunk (normal mode) or keep what the journal does not hold (outage mode)."""
+        from autolog import replay
+
         hi = self._advance(chunk)
         if not self.outage:
             self._failed = False
             if chunk:
-                parts = _split(writer, writer._build(chunk))
+                parts = replay.split_for(writer, writer._build(chunk))
                 backend = writer.backend
                 for i, part in enumerate(parts):
-                    marked = MarkedBatch(part)
+                    marked = replay.MarkedBatch(part)
                     if hi and i == len(parts) - 1:
                         marked.spool_mark = (self.jid, hi)
                     writer._write_with_retry(backend, marked)
@@ -443,16 +440,18 @@ class Spool:
         if time.monotonic() < self._next_probe:
             return
         self._next_probe = time.monotonic() + _PROBE_SECONDS
+        from autolog import replay
+
         backend = writer.backend
         try:
-            for batch in _batches(writer, self.directory, self.jid, self.confirmed, self.hi):
+            for batch in replay.batches(writer, self.directory, self.jid, self.confirmed, self.hi):
                 backend.write(batch)
                 if batch.spool_mark:
                     self.confirm(batch.spool_mark[1])
             self.confirm(self.hi)
             held, self.held = self.held, []
             for i in range(0, len(held), writer.batch_size):
-                for part in _split(writer, writer._build(held[i : i + writer.batch_size])):
+                for part in replay.split_for(writer, writer._build(held[i : i + writer.batch_size])):
                     backend.write(part)
         except Exception:  # noqa: BLE001 - still down: stay in outage mode
             return
@@ -480,7 +479,9 @@ class Spool:
         """Records in the journal past the confirmed offset (metrics and rare records)."""
         if not self.jid:
             return 0
-        return sum(1 for end, item in journal.read(self.directory, self.jid) if end > self.confirmed and _counts(item))
+        return sum(
+            1 for end, item in journal.read(self.directory, self.jid) if end > self.confirmed and item[0] in ("m", "r")
+        )
 
     def close(self, *, delete: bool) -> None:
         """At the end of the process (or of this writer): delete the journal when everything was confirmed."""
@@ -516,247 +517,18 @@ class Spool:
         self.held, self.markers = [], []
 
 
-def _counts(item: Any) -> bool:
-    return item[0] == "m" or item[0] == "r"
+def sync(backend: str | None = None, spool_dir_: str | None = None) -> SyncSummary:
+    """``autolog sync``: see ``autolog.replay.sync``."""
+    from autolog import replay
 
-
-def _split(writer: Writer, batch: list[Any]) -> list[Any]:
-    from autolog.writer import split
-
-    return split(batch, writer.backend.limits)
-
-
-def _batches(
-    writer: Writer, directory: Path, jid: str, start: int, stop: int | None, *, out: dict[str, Any] | None = None
-) -> Iterable[MarkedBatch]:
-    """Marked batches of what the journal holds in (start, stop]; key blobs are read even before ``start``."""
-    chunk: list[Record] = []
-    last = 0
-    for end, _obj, record in _records(directory, jid, start, stop, {} if out is None else out):
-        if record is None:
-            continue
-        if chunk and record[0] == METRICS and chunk[-1][0] == METRICS:
-            prev = chunk[-1]
-            if prev[1:4] == record[1:4] and next(iter(record[4])) not in prev[4]:
-                prev[4].update(record[4])
-                last = end
-                continue
-        chunk.append(record)
-        last = end
-        if len(chunk) >= writer.batch_size:
-            yield from _marked(writer, chunk, jid, last)
-            chunk = []
-    if chunk:
-        yield from _marked(writer, chunk, jid, last)
-
-
-def _marked(writer: Writer, chunk: list[Record], jid: str, last: int) -> Iterable[MarkedBatch]:
-    parts = _split(writer, writer._build(chunk))
-    for i, part in enumerate(parts):
-        marked = MarkedBatch(part)
-        if i == len(parts) - 1:
-            marked.spool_mark = (jid, last)
-        yield marked
-
-
-@dataclass
-class _ReplayState:
-    keys: dict[int, tuple[str, str]] = field(default_factory=dict)
-    open_runs: dict[str, float] = field(default_factory=dict)  # run id -> last time seen
-    backend: str = ""
-
-
-def _records(
-    directory: Path, jid: str, start: int, stop: int | None, out: dict[str, Any]
-) -> Iterable[tuple[int, Any, Record | None]]:
-    """Decode a journal into queue records; (end, raw item, record or None when confirmed or metadata)."""
-    st = _ReplayState()
-    out["state"] = st
-    for end, item in journal.read(directory, jid):
-        if stop is not None and end > stop:
-            break
-        tag = item[0]
-        record: Record | None = None
-        if tag == "m":
-            _, kid, value, step, ts = item
-            rid, key = st.keys.get(kid, (None, None))
-            if rid is None:
-                break  # a metric with no key: the rest is not trustworthy
-            if rid in st.open_runs and ts > st.open_runs[rid]:
-                st.open_runs[rid] = ts
-            record = (METRICS, rid, step, ts, {key: value})
-        elif tag == "k":
-            st.keys[item[1]] = (item[2], item[3])
-        elif tag == "o":
-            for rid in item[1]:
-                st.open_runs.setdefault(rid, 0.0)
-        elif tag == "h":
-            st.backend = item[1].get("backend", "")
-        elif tag == "r":
-            record = item[1]
-            if record[0] == START:
-                st.open_runs[record[1].run_id] = record[1].start_time
-            elif record[0] == END:
-                st.open_runs.pop(record[1].run_id, None)
-        yield end, item, (record if end > start else None)
-
-
-# -- replay of dead processes' journals ---------------------------------------------------------------------------
-@dataclass
-class SyncSummary:
-    """What ``sync`` / a replay did. ``str()`` is the line ``autolog sync`` prints."""
-
-    directory: str = ""
-    journals: int = 0
-    records: int = 0
-    killed_runs: int = 0
-    busy: int = 0  # journals of processes still alive (left alone)
-    failed: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        if not self.journals and not self.busy and not self.failed:
-            return f"autolog sync: nothing to send (no spool journals in {self.directory})"
-        text = (
-            f"autolog sync: sent {self.records} records from {self.journals} journal(s) in {self.directory}; "
-            f"{self.killed_runs} run(s) of dead processes marked KILLED"
-        )
-        if self.busy:
-            text += f"; {self.busy} journal(s) belong to running processes and were left alone"
-        if self.failed:
-            text += f"; {len(self.failed)} failed and were kept: " + "; ".join(self.failed)
-        return text
-
-
-def header_backend(directory: Path, jid: str) -> str:
-    for _, item in journal.read(directory, jid):
-        if item[0] == "h":
-            return str(item[1].get("backend", ""))
-        break
-    return ""
-
-
-def replay_journal(directory: Path, jid: str, backend: Backend, summary: SyncSummary, batch_size: int = 2000) -> None:
-    """Send a dead process's unconfirmed records (exactly once for a store that keeps marks), end its open runs
-    KILLED, then delete the journal. The caller holds the journal's lock."""
-    from autolog.writer import Writer
-
-    writer = Writer(lambda: backend, batch_size=batch_size)
-    meta = journal.Meta(journal.lock_path(directory, jid), create=False)
-    try:
-        confirmed = meta.confirmed()
-    finally:
-        meta.close()
-    mark = getattr(backend, "spool_mark", None)
-    if callable(mark):
-        confirmed = max(confirmed, mark(jid) or 0)
-    out: dict[str, Any] = {}
-    sent = 0
-    for batch in _batches(writer, directory, jid, confirmed, None, out=out):
-        backend.write(batch)
-        sent += sum(r.size() for r in batch)
-    state: _ReplayState | None = out.get("state")
-    killed = 0
-    if state is not None and state.open_runs:
-        ends = [(END, RunEnd(rid, KILLED, last or time.time())) for rid, last in state.open_runs.items()]
-        backend.write(writer._build(ends))
-        killed = len(ends)
-    summary.records += sent
-    summary.killed_runs += killed
-    summary.journals += 1
-
-
-def _delete(directory: Path, jid: str) -> None:
-    for _, path in journal.segments(directory, jid):
-        with contextlib.suppress(OSError):
-            path.unlink()
-    with contextlib.suppress(OSError):
-        journal.lock_path(directory, jid).unlink()
-
-
-def replay_dir(
-    directory: Path, backend_for: Callable[[str], Backend | None], own: str = "", batch_size: int = 2000
-) -> SyncSummary:
-    """Replay every journal in ``directory`` whose owner is dead. ``backend_for(uri)`` picks the target store for a
-    journal written for ``uri`` (None: leave that journal alone)."""
-    summary = SyncSummary(directory=str(directory))
-    for jid in journal.journals(directory):
-        if jid == own:
-            continue
-        lock = journal.lock_path(directory, jid)
-        if not lock.exists():
-            continue
-        meta = journal.Meta(lock, create=False)
-        try:
-            if not meta.try_lock():
-                summary.busy += 1
-                continue
-            try:
-                backend = backend_for(header_backend(directory, jid))
-                if backend is None:
-                    continue
-                replay_journal(directory, jid, backend, summary, batch_size)
-            except Exception as exc:  # noqa: BLE001 - kept for the next try, reported
-                summary.failed.append(f"{jid}: {exc!r}")
-                continue
-            _delete(directory, jid)
-        finally:
-            meta.close()
-    return summary
+    return replay.sync(backend, spool_dir_)
 
 
 def replay_dead(opts: Options) -> SyncSummary | None:
-    """At ``enable()``: send what dead processes left for this same backend."""
-    if not opts.spool or opts.sync:
-        return None
-    directory = spool_dir(opts)
-    if not directory.is_dir():
-        return None
-    uri = backend_uri(opts.backend)
-    from autolog import session
+    """At ``enable()``: see ``autolog.replay.replay_dead``."""
+    from autolog import replay
 
-    def target(found: str) -> Backend | None:
-        # Only journals written for this very store (by URI); a Backend object without a URI, or a memory store
-        # that lived in the dead process, is never guessed at: `autolog sync --backend URI` sends those.
-        same = found == uri and uri != "" and not uri.startswith("memory:")
-        return session.backend() if same else None
-
-    summary = replay_dir(directory, target, batch_size=opts.batch_size)
-    if summary.records or summary.killed_runs:
-        _errors.warn(f"autolog: {summary}".replace("autolog: autolog sync: ", "autolog: replayed the spool: "))
-    return summary
-
-
-def sync(backend: str | None = None, spool_dir_: str | None = None) -> SyncSummary:
-    """``autolog sync``: send every dead process's journal to ``backend`` (default: the store each was written for)."""
-    from autolog.backends import open_backend
-    from autolog.options import resolve
-
-    opts = resolve({"backend": backend} if backend else {})
-    if spool_dir_ or opts.spool_dir:
-        directories = [Path(spool_dir_ or opts.spool_dir or "")]
-    else:  # beside the store, and where journals for stores without a directory go
-        directories = list(dict.fromkeys([spool_dir(opts), default_dir(None)]))
-    opened: dict[str, Backend] = {}
-
-    def target(found: str) -> Backend | None:
-        uri = backend or found or backend_uri(opts.backend)
-        if uri.startswith("memory:"):  # that store died with its process: say where to send it instead
-            raise ValueError(f"it was written for {uri!r}, a store that lived in the dead process; pass --backend")
-        if uri not in opened:
-            opened[uri] = open_backend(uri.split(",") if "," in uri else uri)
-        return opened[uri]
-
-    summary = SyncSummary(directory=" and ".join(str(d) for d in directories))
-    for directory in directories:
-        one = replay_dir(directory, target, batch_size=opts.batch_size)
-        summary.journals += one.journals
-        summary.records += one.records
-        summary.killed_runs += one.killed_runs
-        summary.busy += one.busy
-        summary.failed += one.failed
-    for b in opened.values():
-        b.close()
-    return summary
+    return replay.replay_dead(opts)
 
 
 def install(writer: Writer, opts: Options) -> None:
