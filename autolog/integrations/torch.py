@@ -100,7 +100,7 @@ class TorchIntegration(Integration):
             registry.patch(NAME, F, name, _loss_wrapper(name))
         registry.patch(NAME, DataLoader, "__iter__", _iter_wrapper)
         _loop.handles.append(register_optimizer_step_post_hook(_after_step))
-        _watch_forward(True)
+        _watch_forward(_loop.model is None)  # the model of a run still open is known already
 
     def unpatch(self) -> None:
         for handle in _loop.handles:

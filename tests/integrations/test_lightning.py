@@ -165,6 +165,13 @@ def test_without_user_loggers_checkpoints_stay_where_lightning_puts_them(tmp_pat
     assert t.loggers == []
     assert extra in t.callbacks  # what Lightning added during the fit stays; only ours went
     assert not any(type(cb).__module__.startswith("autolog") for cb in t.callbacks)
+    from autolog import session
+
+    run = autolog.search_runs()[0]
+    files = session.backend().list_artifacts(run.id)
+    assert run.params["checkpoint.best_model_path"] == t.checkpoint_callback.best_model_path
+    assert not any(f.startswith("checkpoints/") for f in files)  # log_checkpoints is off by default
+    assert "model" in files
     assert len(history(autolog.search_runs()[0].id, "train_loss")) == 3
 
 

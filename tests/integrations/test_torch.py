@@ -191,6 +191,16 @@ def test_disable_restores_torch_exactly() -> None:
     )
 
 
+def test_torchscript_still_compiles_modules_that_call_wrapped_losses(memory_store: MemoryBackend) -> None:
+    class Scripted(torch.nn.Module):
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.mse_loss(x, y) + torch.nn.functional.l1_loss(x, y)
+
+    x, y = torch.ones(3), torch.zeros(3)
+    assert torch.jit.script(Scripted())(x, y).item() == 2.0
+    assert torch.jit.script(torch.nn.MSELoss())(x, y).item() == 1.0
+
+
 SYNC_METHODS = ("item", "tolist", "__float__", "__int__", "__bool__", "numpy")
 
 
