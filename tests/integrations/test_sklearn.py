@@ -358,3 +358,18 @@ def test_numpy_regression_metrics_equal_sklearn_metrics() -> None:
             "training_r2_score": metrics.r2_score(y, pred),
         }
     )
+
+
+def test_search_with_parallel_workers_still_logs_one_parent(memory_store: MemoryBackend, iris) -> None:
+    """Thread workers do not see the search's context; their fits are still not runs (called by sklearn's code)."""
+    from joblib import parallel_backend
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    with parallel_backend("threading"):
+        GridSearchCV(LogisticRegression(max_iter=300), {"C": [0.1, 1.0]}, cv=2, n_jobs=2).fit(*iris)
+    assert sorted(r.name for r in memory_store.runs.values()) == [
+        "GridSearchCV",
+        "GridSearchCV-candidate-0",
+        "GridSearchCV-candidate-1",
+    ]
