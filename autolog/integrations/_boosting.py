@@ -158,6 +158,28 @@ class ApiCall(RunCall):
         super().close(status)
 
 
+class CallbackRun:
+    """What the explicit callbacks share: the run they log into (the one given, else the active run, else a new
+    one) and the last iteration seen (the stopped iteration, with early stopping)."""
+
+    def __init__(self, run: ActiveRun | None = None) -> None:
+        self.run = run
+        self.last_iteration: int | None = None
+        self._every = every_n()
+
+    def _target(self) -> ActiveRun:
+        from autolog import runs
+
+        if self.run is None:
+            self.run = runs.active_run()
+            if self.run is None:
+                self.run = runs.new_run(self.default_name)
+                runs.set_ambient(self.run)
+        return self.run
+
+    default_name = "boosting"
+
+
 def log_models_enabled() -> bool:
     return session.options().log_models
 

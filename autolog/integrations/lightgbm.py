@@ -31,7 +31,7 @@ IMPORTANCE_TYPES = ("split", "gain")
 DATA_ARGUMENTS = ("train_set", "valid_sets", "folds", "init_model", "callbacks", "fpreproc")
 
 
-class AutologCallback:
+class AutologCallback(_boosting.CallbackRun):
     """A LightGBM callback logging every eval result after every iteration (step = iteration).
 
     With ``run`` None it logs into the active run, opening one if none is open.
@@ -39,19 +39,7 @@ class AutologCallback:
 
     order = 25  # after record_evaluation (20), before early_stopping (30), which raises on the last iteration
     before_iteration = False
-
-    def __init__(self, run: runs.ActiveRun | None = None) -> None:
-        self.run = run
-        self.last_iteration: int | None = None
-        self._every = _boosting.every_n()
-
-    def _target(self) -> runs.ActiveRun:
-        if self.run is None:
-            self.run = runs.active_run()
-            if self.run is None:
-                self.run = runs.new_run("lightgbm")
-                runs.set_ambient(self.run)
-        return self.run
+    default_name = "lightgbm"
 
     def __call__(self, env: Any) -> None:
         self.last_iteration = env.iteration

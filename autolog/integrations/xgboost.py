@@ -36,25 +36,13 @@ def _callback_base() -> type:
     return TrainingCallback
 
 
-class AutologCallback(_callback_base()):  # type: ignore[misc]
+class AutologCallback(_boosting.CallbackRun, _callback_base()):  # type: ignore[misc]
     """Logs every eval metric after every iteration as ``<eval>-<metric>`` (step = iteration).
 
     With ``run`` None it logs into the active run, opening one if none is open.
     """
 
-    def __init__(self, run: runs.ActiveRun | None = None) -> None:
-        super().__init__()
-        self.run = run
-        self.last_iteration: int | None = None
-        self._every = _boosting.every_n()
-
-    def _target(self) -> runs.ActiveRun:
-        if self.run is None:
-            self.run = runs.active_run()
-            if self.run is None:
-                self.run = runs.new_run("xgboost")
-                runs.set_ambient(self.run)
-        return self.run
+    default_name = "xgboost"
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
         self.last_iteration = epoch

@@ -140,3 +140,21 @@ def test_disable_restores_the_originals() -> None:
     autolog.disable()
     now = (lgb.train, lgb.cv, lightgbm.engine.train, lightgbm.sklearn.train, lgb.LGBMModel.__dict__["fit"])
     assert all(a is b for a, b in zip(now, originals, strict=True))
+
+
+def test_enable_before_the_first_import_in_a_fresh_process(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, autolog\n"
+        "autolog.enable(backend='memory:', sync=True)\n"
+        "assert 'lightgbm' not in sys.modules and 'xgboost' not in sys.modules\n"
+        "import numpy as np, lightgbm, xgboost\n"
+        "x = np.random.default_rng(0).normal(size=(100, 3)); y = (x[:, 0] > 0).astype(int)\n"
+        "lightgbm.train({'verbose': -1, 'objective': 'binary'}, lightgbm.Dataset(x, y), 3)\n"
+        "xgboost.train({'objective': 'binary:logistic'}, xgboost.DMatrix(x, y), 3)\n"
+        "print(sorted(r.name for r in autolog.search_runs()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert out.stdout.strip() == "['lightgbm.train', 'xgboost']"

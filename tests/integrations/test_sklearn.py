@@ -307,3 +307,69 @@ def test_post_training_metrics_can_be_turned_off(iris) -> None:
     accuracy_score(y, LogisticRegression(max_iter=300).fit(x, y).predict(x))
     (run,) = store.runs.values()
     assert run.metrics == {}
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_numpy_training_metrics_equal_sklearn_metrics(n_classes: int) -> None:
+    from sklearn import metrics
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    from autolog.integrations.sklearn import _log
+
+    x, y = make_classification(n_samples=300, n_classes=n_classes, n_informative=4, flip_y=0.2, random_state=1)
+    labels = np.array(["a", "b", "c"])[y]  # string labels
+    model = LogisticRegression(max_iter=300).fit(x, labels)
+    got = _log.training_metrics(model, x, labels)
+    pred, proba = model.predict(x), model.predict_proba(x)
+    p, r, f, _ = metrics.precision_recall_fscore_support(labels, pred, average="weighted", zero_division=0)
+    auc = (
+        metrics.roc_auc_score(labels, proba[:, 1])
+        if n_classes == 2
+        else metrics.roc_auc_score(labels, proba, multi_class="ovr")
+    )
+    assert got == pytest.approx(
+        {
+            "training_accuracy_score": metrics.accuracy_score(labels, pred),
+            "training_precision_score": p,
+            "training_recall_score": r,
+            "training_f1_score": f,
+            "training_log_loss": metrics.log_loss(labels, proba),
+            "training_roc_auc": auc,
+        }
+    )
+
+
+def test_numpy_regression_metrics_equal_sklearn_metrics() -> None:
+    from sklearn import metrics
+    from sklearn.datasets import make_regression
+    from sklearn.tree import DecisionTreeRegressor
+
+    from autolog.integrations.sklearn import _log
+
+    x, y = make_regression(n_samples=200, n_features=4, noise=5.0, random_state=0)
+    model = DecisionTreeRegressor(max_depth=3).fit(x, y)
+    pred = model.predict(x)
+    assert _log.training_metrics(model, x, y) == pytest.approx(
+        {
+            "training_mean_squared_error": metrics.mean_squared_error(y, pred),
+            "training_root_mean_squared_error": metrics.mean_squared_error(y, pred) ** 0.5,
+            "training_mean_absolute_error": metrics.mean_absolute_error(y, pred),
+            "training_r2_score": metrics.r2_score(y, pred),
+        }
+    )
+
+
+def test_search_with_parallel_workers_still_logs_one_parent(memory_store: MemoryBackend, iris) -> None:
+    """Thread workers do not see the search's context; their fits are still not runs (called by sklearn's code)."""
+    from joblib import parallel_backend
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    with parallel_backend("threading"):
+        GridSearchCV(LogisticRegression(max_iter=300), {"C": [0.1, 1.0]}, cv=2, n_jobs=2).fit(*iris)
+    assert sorted(r.name for r in memory_store.runs.values()) == [
+        "GridSearchCV",
+        "GridSearchCV-candidate-0",
+        "GridSearchCV-candidate-1",
+    ]

@@ -78,52 +78,103 @@ def _score(estimator: Any, xs: Any, ys: Any) -> dict[str, float]:
 
 
 def _classifier(estimator: Any, xs: Any, ys: Any) -> dict[str, float]:
-    from sklearn import metrics
+    import numpy as np
 
     try:
-        pred = estimator.predict(xs)
-        out = {"training_accuracy_score": float(metrics.accuracy_score(ys, pred))}
-        p, r, f, _ = metrics.precision_recall_fscore_support(ys, pred, average="weighted", zero_division=0)
-        out.update(training_precision_score=float(p), training_recall_score=float(r), training_f1_score=float(f))
+        pred = np.asarray(estimator.predict(xs))
+        truth = np.asarray(ys)
+        if pred.ndim != 1 or truth.ndim != 1:  # multi-output / multi-label: not these metrics
+            return {}
+        out = {"training_accuracy_score": float(np.mean(pred == truth))}
+        out.update(_weighted_prf(truth, pred))
     except NOT_APPLICABLE:
         return {}
-    out.update(_proba_metrics(estimator, xs, ys))
+    out.update(_proba_metrics(estimator, xs, truth))
     return out
 
 
-def _proba_metrics(estimator: Any, xs: Any, ys: Any) -> dict[str, float]:
-    from sklearn import metrics
+# The metrics below are computed with numpy rather than sklearn.metrics: its input validation costs milliseconds a
+# call, more than the whole logging budget of a small fit. tests/integrations/test_sklearn.py checks that they
+# equal sklearn.metrics' values.
+def _weighted_prf(truth: Any, pred: Any) -> dict[str, float]:
+    """precision, recall and F1 averaged with support weights, zero_division=0 (sklearn's average="weighted")."""
+    import numpy as np
+
+    labels, true_idx = np.unique(truth, return_inverse=True)
+    index = {label: i for i, label in enumerate(labels)}
+    pred_idx = np.fromiter((index.get(p, -1) for p in pred), dtype=np.int64, count=len(pred))
+    k = len(labels)
+    hit = pred_idx == true_idx
+    tp = np.bincount(true_idx[hit], minlength=k).astype(float)
+    support = np.bincount(true_idx, minlength=k).astype(float)
+    predicted = np.bincount(pred_idx[pred_idx >= 0], minlength=k).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    weights = support / support.sum()
+    return {
+        "training_precision_score": float(precision @ weights),
+        "training_recall_score": float(recall @ weights),
+        "training_f1_score": float(f1 @ weights),
+    }
+
+
+def _proba_metrics(estimator: Any, xs: Any, truth: Any) -> dict[str, float]:
+    import numpy as np
 
     if not hasattr(estimator, "predict_proba"):
         return {}
     try:
-        proba = estimator.predict_proba(xs)
-        out = {"training_log_loss": float(metrics.log_loss(ys, proba, labels=estimator.classes_))}
-        if proba.ndim == 2 and proba.shape[1] == 2:
-            out["training_roc_auc"] = float(metrics.roc_auc_score(ys, proba[:, 1]))
-        elif proba.ndim == 2 and proba.shape[1] > 2:
-            out["training_roc_auc"] = float(
-                metrics.roc_auc_score(ys, proba, multi_class="ovr", labels=estimator.classes_)
-            )
-        return out
-    except NOT_APPLICABLE:
+        proba = np.asarray(estimator.predict_proba(xs), dtype=float)
+        classes = list(estimator.classes_)
+        if proba.ndim != 2 or proba.shape[1] != len(classes) or len(classes) < 2:
+            return {}
+        column = np.array([classes.index(t) for t in truth])
+    except (*NOT_APPLICABLE, KeyError):
         return {}
+    eps = np.finfo(float).eps
+    rows = proba / proba.sum(axis=1, keepdims=True)
+    out = {"training_log_loss": float(-np.mean(np.log(np.clip(rows[np.arange(len(column)), column], eps, 1))))}
+    present = np.unique(column)
+    if len(classes) == 2 and len(present) == 2:
+        out["training_roc_auc"] = _binary_auc(column == 1, proba[:, 1])
+    elif len(classes) > 2 and len(present) == len(classes):  # one-vs-rest, macro average
+        out["training_roc_auc"] = float(np.mean([_binary_auc(column == c, proba[:, c]) for c in range(len(classes))]))
+    return out
+
+
+def _binary_auc(positive: Any, score: Any) -> float:
+    """ROC AUC as the Mann-Whitney statistic, ties counted half (what sklearn's roc_auc_score gives)."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(score)
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _regressor(estimator: Any, xs: Any, ys: Any) -> dict[str, float]:
-    from sklearn import metrics
+    import numpy as np
 
     try:
-        pred = estimator.predict(xs)
-        mse = float(metrics.mean_squared_error(ys, pred))
-        return {
-            "training_mean_squared_error": mse,
-            "training_root_mean_squared_error": mse**0.5,
-            "training_mean_absolute_error": float(metrics.mean_absolute_error(ys, pred)),
-            "training_r2_score": float(metrics.r2_score(ys, pred)),
-        }
+        pred = np.asarray(estimator.predict(xs), dtype=float)
+        truth = np.asarray(ys, dtype=float)
+        if pred.shape != truth.shape:
+            pred = pred.reshape(truth.shape)
     except NOT_APPLICABLE:
         return {}
+    error = truth - pred
+    mse = float(np.mean(error**2))
+    total = float(np.sum((truth - truth.mean(axis=0)) ** 2))
+    out = {
+        "training_mean_squared_error": mse,
+        "training_root_mean_squared_error": mse**0.5,
+        "training_mean_absolute_error": float(np.mean(np.abs(error))),
+    }
+    if truth.ndim == 1 and total > 0:
+        out["training_r2_score"] = 1.0 - float(np.sum(error**2)) / total
+    return out
 
 
 def _clusterer(estimator: Any, x: Any, xs: Any) -> dict[str, float]:

@@ -24,6 +24,7 @@ from autolog.runs import ActiveRun
 
 PREDICT_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
 PREDICTION_ARGUMENTS = ("y_pred", "y_score", "y_prob", "y_proba", "probas_pred", "labels_pred")
+_PREDICTION_SET = frozenset(PREDICTION_ARGUMENTS)
 SITE = _errors.register_site("sklearn:post-training-metric")
 PREDICT_SITE = _errors.register_site("sklearn:post-training-predict")
 
@@ -95,7 +96,8 @@ def patch_metrics(module: Any) -> None:
         inner = getattr(function, "__wrapped__", None)
         if inner is None or not inspect.isfunction(function) or function.__closure__ is None:
             continue
-        if not set(inspect.signature(inner).parameters) & set(PREDICTION_ARGUMENTS):
+        code = getattr(inner, "__code__", None)  # parameter names from the code object: inspect.signature is slow
+        if code is None or not set(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]) & _PREDICTION_SET:
             continue
         for cell in function.__closure__:
             if cell.cell_contents is inner:
@@ -112,8 +114,8 @@ def unpatch_metrics() -> None:
 
 
 def _traced(function: Any) -> Any:
-    signature = inspect.signature(function)
     name = function.__name__
+    signature: list[inspect.Signature] = []  # computed on the first traced call, not at enable()
 
     @functools.wraps(function)
     def traced(*args: Any, **kwargs: Any) -> Any:
@@ -124,7 +126,9 @@ def _traced(function: Any) -> Any:
             result = function(*args, **kwargs)
         finally:
             _in_metric.reset(token)
-        _errors.firewall(SITE, _record, name, signature, args, kwargs, result)
+        if not signature:
+            signature.append(inspect.signature(function))
+        _errors.firewall(SITE, _record, name, signature[0], args, kwargs, result)
         return result
 
     return traced
