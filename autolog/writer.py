@@ -208,19 +208,24 @@ class Writer:
             self._wake.clear()
             self._wake_pending = False
             try:
-                self.drain()
+                # what is queued at wake-up only: records arriving meanwhile wait for a full batch or the next
+                # interval, so a slow store gets few large writes instead of a stream of tiny ones
+                self.drain(len(self._queue))
             except Exception as exc:  # noqa: BLE001 - the writer thread must survive anything
                 _errors.warn(f"autolog: writer error: {exc!r}", once_key="writer-loop")
                 self.counters["writer_errors"] += 1
 
-    def drain(self) -> None:
-        """Write everything queued now, ``batch_size`` records at a time."""
+    def drain(self, limit: int | None = None) -> None:
+        """Write everything queued (or about ``limit`` records of it), ``batch_size`` records at a time."""
         with self._export_lock:
             spool = self.spool
             if spool is not None and spool.outage:
                 spool.recover(self)
-            while self._queue:
+            budget = limit
+            while self._queue and (budget is None or budget > 0):
                 chunk, markers = self._pop_chunk()
+                if budget is not None:
+                    budget -= len(chunk) + len(markers)
                 self.counters["queued"] += len(chunk)
                 if spool is not None and spool.meta is not None:
                     spool.handle(self, chunk, markers)
