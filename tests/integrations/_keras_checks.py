@@ -454,7 +454,7 @@ def explicit_callback_without_patching() -> None:
     from autolog.integrations.keras import AutologCallback
 
     store = enable(disable_for=["keras"])
-    assert integrations.active() == []
+    assert "keras" not in integrations.active()  # other integrations (torch under the torch backend) stay on
     x, y = data(64)
     net = model()
     net.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[AutologCallback(log_every_n_steps=2)])

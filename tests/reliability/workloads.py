@@ -6,6 +6,7 @@ bare" can be checked. The fault-injection test runs each with autolog off, then 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -19,8 +20,10 @@ def _data(n: int = 120, d: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarr
 
 
 def sklearn() -> np.ndarray:
+    from sklearn import linear_model
     from sklearn import model_selection as ms
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score
     from sklearn.preprocessing import LabelBinarizer, LabelEncoder
 
     x, y = _data()
@@ -40,6 +43,15 @@ def sklearn() -> np.ndarray:
         LabelBinarizer().fit(labels).transform(labels).ravel().astype(float),
         LabelBinarizer().fit_transform(labels).ravel().astype(float),
     ]
+    fitted = LogisticRegression(max_iter=50).fit(x, y)
+    parts.append(np.atleast_1d(accuracy_score(y, fitted.predict(x))))  # a post-training metric
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        # deprecated classes define their own __new__; the integration patches them at enable, so fit them too
+        for cls in ("PassiveAggressiveClassifier", "PassiveAggressiveRegressor"):
+            if hasattr(linear_model, cls):
+                est_cls = getattr(linear_model, cls)
+                parts.append(est_cls(max_iter=5, random_state=0).fit(x, y).predict(x).astype(float))
     return np.concatenate(parts)
 
 
@@ -95,6 +107,14 @@ def lightning() -> np.ndarray:
             self.log("loss", loss)
             return loss
 
+        def validation_step(self, batch: tuple[t.Tensor, t.Tensor], _: int) -> None:
+            xb, yb = batch
+            self.log("val_loss", t.nn.functional.binary_cross_entropy_with_logits(self.layer(xb).squeeze(1), yb))
+
+        def test_step(self, batch: tuple[t.Tensor, t.Tensor], _: int) -> None:
+            xb, yb = batch
+            self.log("test_loss", t.nn.functional.binary_cross_entropy_with_logits(self.layer(xb).squeeze(1), yb))
+
         def configure_optimizers(self) -> t.optim.Optimizer:
             return t.optim.SGD(self.parameters(), lr=0.1)
 
@@ -106,7 +126,12 @@ def lightning() -> np.ndarray:
         max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
     )
     trainer.fit(model, data)
-    return t.cat([p.detach().flatten() for p in model.parameters()]).numpy()
+    scores = [
+        trainer.validate(model, data, verbose=False)[0]["val_loss"],
+        trainer.test(model, data, verbose=False)[0]["test_loss"],
+    ]
+    weights = t.cat([p.detach().flatten() for p in model.parameters()]).numpy()
+    return np.concatenate([weights, np.asarray(scores, dtype="float32")])
 
 
 def keras() -> np.ndarray:
