@@ -51,11 +51,18 @@ def _native_ok(flavor: str, obj: Any) -> bool:
 def save(art: ModelArtifact, target: Path) -> str:
     """Save ``art`` as an MLflow model in ``target`` (must not exist). Returns the MLflow flavour module used.
 
-    The framework's flavour when it can save ``obj``; otherwise (or when it fails) the pyfunc wrapper."""
+    ``art.obj`` is the integration's snapshot (serialised bytes, a state dict...), not always the live model: the
+    model is written the autolog way first and loaded back with its own loader, which gives the framework object
+    that MLflow's flavour saves. The framework's flavour when it can save that object; otherwise (or when it
+    fails) a pyfunc model wrapping autolog's format."""
+    raw = target.parent / WRAPPED  # MLflow copies it to artifacts/<its name> when wrapped
+    shutil.rmtree(raw, ignore_errors=True)
+    art.write(raw)
     module_name = FLAVORS.get(art.flavor)
-    if module_name is not None and _native_ok(art.flavor, art.obj):
+    obj = _native(art, raw) if module_name is not None else None
+    if module_name is not None and _native_ok(art.flavor, obj):
         try:
-            _save_native(art, target, module_name)
+            _save_native(art, obj, target, module_name)
         except Exception as exc:  # noqa: BLE001 - fall back to the wrapper below, with a warning
             _errors.warn(
                 f"autolog: {module_name}.save_model failed for a {art.flavor} model ({exc!r}); "
@@ -68,9 +75,6 @@ def save(art: ModelArtifact, target: Path) -> str:
             return module_name
     import mlflow.pyfunc
 
-    raw = target.parent / WRAPPED  # MLflow copies it to artifacts/<its name>
-    shutil.rmtree(raw, ignore_errors=True)
-    art.write(raw)
     mlflow.pyfunc.save_model(
         str(target), python_model=AutologPyfunc(), artifacts={WRAPPED: str(raw)}, pip_requirements=["mlflow"]
     )
@@ -78,7 +82,21 @@ def save(art: ModelArtifact, target: Path) -> str:
     return "mlflow.pyfunc"
 
 
-def _save_native(art: ModelArtifact, target: Path, module_name: str) -> None:
+def _native(art: ModelArtifact, raw: Path) -> Any:
+    """The framework object: the integration's snapshot loaded back through autolog's own loader."""
+    if art.loader:
+        try:
+            return load_from_dir(raw)
+        except Exception as exc:  # noqa: BLE001 - the pyfunc wrapper still works
+            _errors.warn(
+                f"autolog: a {art.flavor} model could not be loaded back for MLflow's flavour ({exc!r}); "
+                "it is logged as a pyfunc model wrapping autolog's own format",
+                once_key=f"mlflow-native-load:{art.flavor}",
+            )
+    return art.obj
+
+
+def _save_native(art: ModelArtifact, obj: Any, target: Path, module_name: str) -> None:
     module = importlib.import_module(module_name)
     # explicit requirements: MLflow's inference re-imports the model in a subprocess (seconds per model)
     extra: dict[str, Any] = {}
@@ -88,7 +106,7 @@ def _save_native(art: ModelArtifact, target: Path, module_name: str) -> None:
     if module_name == "mlflow.sklearn":  # skops (the default) refuses trees unless each type is trusted
         extra["serialization_format"] = "cloudpickle"
         requirements = module.get_default_pip_requirements(include_cloudpickle=True)
-    module.save_model(art.obj, str(target), pip_requirements=requirements, **extra)
+    module.save_model(obj, str(target), pip_requirements=requirements, **extra)
 
 
 def _write_meta(art: ModelArtifact, target: Path, module_name: str) -> None:

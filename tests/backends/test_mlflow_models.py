@@ -93,7 +93,7 @@ def test_model_in_mlflow_format_loads_and_predicts(flavor: str, mlflow_uri: str)
     x, y = _data()
     model, predict = BUILD[flavor](x, y)
     snapshot = model if flavor == "keras" else copy.deepcopy(model)
-    autolog.enable(backend=f"mlflow+{mlflow_uri}", flush_interval=0.05)
+    autolog.enable(backend=f"mlflow+{mlflow_uri}", flush_interval=0.05, disable_for="*")
     with autolog.start_run(f"model-{flavor}", experiment="exp-models") as run:
         run.log_model(model_artifact(flavor, snapshot, _pickle_save, f"{__name__}:load_pickle"))
     assert autolog.flush(120)
@@ -131,7 +131,7 @@ def test_a_model_no_flavour_can_save_is_wrapped_as_pyfunc(mlflow_uri: str) -> No
 
     x, _ = _data()
     model = LinearRegression().fit(x, x[:, 0] * 2)
-    autolog.enable(backend=f"mlflow+{mlflow_uri}", flush_interval=0.05)
+    autolog.enable(backend=f"mlflow+{mlflow_uri}", flush_interval=0.05, disable_for="*")
     with autolog.start_run("wrapped", experiment="exp-wrapped") as run:
         run.log_model(model_artifact("custom", model, _pickle_save, f"{__name__}:load_pickle"))
     assert autolog.flush(60)
@@ -145,7 +145,7 @@ def test_register_model_creates_a_registry_version(mlflow_uri: str) -> None:
     from sklearn.tree import DecisionTreeClassifier
 
     x, y = _data()
-    autolog.enable(backend=f"mlflow+{mlflow_uri}", flush_interval=0.05, register_model="autolog-tree")
+    autolog.enable(backend=f"mlflow+{mlflow_uri}", flush_interval=0.05, disable_for="*", register_model="autolog-tree")
     for i in range(2):
         model = DecisionTreeClassifier(max_depth=i + 1).fit(x, y)
         with autolog.start_run(f"tree-{i}", experiment="exp-registry"):
@@ -155,3 +155,41 @@ def test_register_model_creates_a_registry_version(mlflow_uri: str) -> None:
     assert sorted(int(v.version) for v in versions) == [1, 2]
     loaded = mlflow.pyfunc.load_model("models:/autolog-tree/2")
     assert loaded.predict(x[:10]).shape == (10,)
+
+
+def test_autologged_models_of_each_integration_load_with_pyfunc(mlflow_uri: str) -> None:
+    """End to end: the integrations' own snapshots (bytes, state dicts) become MLflow models of the right flavour."""
+    import lightgbm as lgb
+    import torch
+    import xgboost as xgb
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = _data()
+    autolog.enable(backend=f"mlflow+{mlflow_uri}", flush_interval=0.05, experiment="exp-e2e")
+    fitted = {
+        "sklearn": LogisticRegression().fit(x, y),
+        "xgboost": xgb.XGBClassifier(n_estimators=4, n_jobs=1).fit(x, y),
+        "lightgbm": lgb.LGBMClassifier(n_estimators=4, verbose=-1).fit(x, y),
+    }
+    net = torch.nn.Linear(x.shape[1], 2)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for _ in range(3):
+        loss = torch.nn.functional.cross_entropy(net(torch.as_tensor(x)), torch.as_tensor(y).long())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    autolog.end_run()
+    assert autolog.flush(120)
+    df = mlflow.search_runs(experiment_names=["exp-e2e"])
+    assert len(df) == 4
+    flavours = {}
+    for mid in df["run_id"]:
+        loaded = mlflow.pyfunc.load_model(f"runs:/{mid}/model")
+        flavour = next(f for f in loaded.metadata.flavors if f != "python_function")
+        flavours[flavour] = loaded
+    assert set(flavours) == {"sklearn", "xgboost", "lightgbm", "pytorch"}
+    for name, model in fitted.items():
+        np.testing.assert_array_equal(np.asarray(flavours[name].predict(x[:20])).ravel(), model.predict(x[:20]))
+    with torch.no_grad():
+        expected = net(torch.as_tensor(x[:20])).numpy()
+    np.testing.assert_allclose(np.asarray(flavours["pytorch"].predict(x[:20])), expected, rtol=1e-5, atol=1e-6)
