@@ -71,6 +71,14 @@ class ActiveRun:
     def log_model(self, model: ModelArtifact) -> None:
         self.log_artifact(model)
 
+    def log_artifact_after_end(self, artifact: Artifact) -> None:
+        """An artifact that is slow to produce (a chart): queued once the run has ended, so the end-of-run wait
+        does not include it; ``flush()`` and exit do. An ended run queues it at once."""
+        if self.ended:
+            self.log_artifact(artifact)
+        else:
+            self.state.setdefault("after_end", []).append(artifact)
+
     def end(self, status: str = FINISHED, *, wait: bool = True) -> None:
         """End the run. With ``wait``, block until the store has it (at most ``shutdown_timeout`` seconds) and
         report anything dropped so far; child runs of a search pass ``wait=False``."""
@@ -87,6 +95,8 @@ class ActiveRun:
         self._writer.put((END, RunEnd(self.id, status, time.time())))
         if wait:
             session.end_of_run(self._writer)
+        for artifact in self.state.pop("after_end", ()):
+            self._writer.put((ARTIFACT, self.id, artifact))
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.id} {self.name!r} experiment={self.experiment!r}>"

@@ -95,7 +95,7 @@ def log_importance(run: ActiveRun, compute: Callable[[], dict[str, dict[str, flo
         if chart in tables:
             _plot(target, chart, tables[chart])
 
-    run.log_artifact(Artifact(IMPORTANCE_DIR, write))
+    run.log_artifact_after_end(Artifact(IMPORTANCE_DIR, write))  # matplotlib: seconds the training needn't wait
 
 
 def _plot(target: Path, kind: str, table: dict[str, float]) -> None:

@@ -101,8 +101,8 @@ def _weighted_prf(truth: Any, pred: Any) -> dict[str, float]:
     import numpy as np
 
     labels, true_idx = np.unique(truth, return_inverse=True)
-    index = {label: i for i, label in enumerate(labels)}
-    pred_idx = np.fromiter((index.get(p, -1) for p in pred), dtype=np.int64, count=len(pred))
+    at = np.clip(np.searchsorted(labels, pred), 0, len(labels) - 1)  # vectorised: no Python loop per row
+    pred_idx = np.where(labels[at] == pred, at, -1)
     k = len(labels)
     hit = pred_idx == true_idx
     tp = np.bincount(true_idx[hit], minlength=k).astype(float)
@@ -130,8 +130,12 @@ def _proba_metrics(estimator: Any, xs: Any, truth: Any) -> dict[str, float]:
         classes = list(estimator.classes_)
         if proba.ndim != 2 or proba.shape[1] != len(classes) or len(classes) < 2:
             return {}
-        column = np.array([classes.index(t) for t in truth])
-    except (*NOT_APPLICABLE, KeyError):
+        order = np.argsort(np.asarray(classes))
+        at = np.searchsorted(np.asarray(classes)[order], truth)
+        if np.any(at >= len(classes)) or np.any(np.asarray(classes)[order][at] != truth):
+            return {}  # a training label the classifier does not know
+        column = order[at]
+    except (*NOT_APPLICABLE, KeyError, TypeError):
         return {}
     eps = np.finfo(float).eps
     rows = proba / proba.sum(axis=1, keepdims=True)
