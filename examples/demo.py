@@ -35,7 +35,8 @@ def sklearn_models() -> None:
     from sklearn.metrics import accuracy_score
 
     print(f"  pipeline test accuracy {accuracy_score(y_test, pipe.predict(X_test)):.3f}")
-    GridSearchCV(LogisticRegression(max_iter=500), {"C": [0.1, 1.0, 10.0]}, cv=3).fit(X_train, y_train)
+    search = GridSearchCV(pipe, {"logisticregression__C": [0.1, 1.0, 10.0]}, cv=3).fit(X_train, y_train)
+    print(f"  grid search best C {search.best_params_['logisticregression__C']}: a parent run and 3 child runs")
 
 
 def boosted_trees() -> None:
@@ -54,7 +55,10 @@ def boosted_trees() -> None:
     if have("lightgbm"):
         import lightgbm as lgb
 
-        lgb.LGBMRegressor(n_estimators=50, verbose=-1).fit(X_train, y_train, eval_set=[(X_val, y_val)])
+        train, val = lgb.Dataset(X_train, y_train), lgb.Dataset(X_val, y_val)
+        lgb.train(
+            {"learning_rate": 0.1, "verbose": -1}, train, 50, valid_sets=[train, val], valid_names=["train", "val"]
+        )
 
 
 def torch_loop() -> None:
@@ -82,7 +86,7 @@ def main() -> None:
     print("scikit-learn: a pipeline and a grid search")
     if have("sklearn"):
         sklearn_models()
-        print("gradient boosting: xgboost.train and LGBMRegressor")
+        print("gradient boosting: xgboost.train and lightgbm.train, two eval sets each")
         boosted_trees()
     print("PyTorch: a hand-written training loop")
     if have("torch"):

@@ -21,9 +21,11 @@ or ``AUTOLOG_DISABLE=torch``.
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autolog import _errors, patching, runs, session
@@ -248,13 +250,19 @@ def _losses() -> dict[str, Any]:
     return out
 
 
+def _run_name() -> str:
+    """The script's name (``train`` for ``train.py``): a plain loop's run spans the script."""
+    script = sys.argv[0] if sys.argv else ""
+    return Path(script).stem if script.endswith(".py") else "torch"
+
+
 def _start(optimizer: Any) -> runs.ActiveRun:
     """The first step: join the active run (the user's) or open one for the rest of the script."""
     loop = _loop
     loop.reset_run()
     run = runs.active_run()
     if run is None or (session.options().exclusive and run.user_started):
-        run = runs.new_run(tags={"autolog.integration": NAME})
+        run = runs.new_run(_run_name(), tags={"autolog.integration": NAME})
         runs.set_ambient(run)
     loop.run = run
     loop.primary = id(optimizer)
