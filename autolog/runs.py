@@ -197,11 +197,15 @@ def start_run(
     token = activate(run)
     try:
         yield run
+    except GeneratorExit:
+        # the context manager was dropped without __exit__ (``start_run().__enter__()`` kept no reference and was
+        # garbage-collected): not a failure; the run stays open until ``end_run()`` or exit ends it
+        return
     except BaseException as exc:
         run.end(status_for(exc))
-        raise
-    finally:
         deactivate(token)
+        raise
+    deactivate(token)
     run.end(FINISHED)
 
 

@@ -147,3 +147,17 @@ def test_script_that_ends_normally_ends_its_run_finished_with_default_tags(tmp_p
     assert run.tags["autolog.script"] == str(script.resolve())
     assert run.tags["autolog.python"].count(".") == 2
     assert "autolog.host" in run.tags
+
+
+def test_a_dropped_start_run_context_manager_does_not_fail_the_run(memory_store: str) -> None:
+    """``start_run(...).__enter__()`` with no reference kept: garbage collection must not end the run FAILED."""
+    import gc
+
+    run = autolog.start_run("kept-open").__enter__()
+    gc.collect()
+    assert not run.ended
+    autolog.log_metrics({"x": 1.0}, step=0)
+    autolog.end_run()
+    assert autolog.flush(10)
+    [stored] = autolog.search_runs()
+    assert stored.status == "FINISHED" and stored.metrics == {"x": 1.0}
