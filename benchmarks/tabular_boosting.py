@@ -73,11 +73,14 @@ def main() -> None:
         mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
         getattr(mlflow, args.lib).autolog(log_models=True, silent=True)
     train(args.threads, 5)  # warm-up: imports, database creation
-    t0 = time.perf_counter()
-    train(args.threads, ROUNDS)
     if args.mode == "autolog":
-        autolog.flush()
-    print(json.dumps({"seconds": time.perf_counter() - t0}))
+        autolog.flush()  # the warm-up run's chart and model are written before the timed training starts
+    t0 = time.perf_counter()
+    train(args.threads, ROUNDS)  # the training call as the user waits for it (the end of run included)
+    seconds = time.perf_counter() - t0
+    if args.mode == "autolog":
+        autolog.flush()  # what exit would wait for: the importance chart drawn after the run ended
+    print(json.dumps({"seconds": seconds, "with_flush_s": time.perf_counter() - t0}))
 
 
 if __name__ == "__main__":
