@@ -90,7 +90,8 @@ def render(args: argparse.Namespace, modes: list[str], results: dict[str, list[d
     lines = [
         f"### {args.title or Path(args.script).stem}",
         "",
-        f"`python benchmarks/runner.py {args.script} --modes {args.modes} --repeats {args.repeats}"
+        f"`python benchmarks/runner.py {args.script} --modes {args.modes}"
+        + f" --repeats {args.repeats} --warmup {args.warmup}"
         + (f" -- {' '.join(args.extra)}`" if args.extra else "`"),
         f"({args.repeats} fresh processes per mode, alternated; {machine()}; took {took:.0f}s)",
         "",
