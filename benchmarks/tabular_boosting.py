@@ -57,6 +57,8 @@ def main() -> None:
     parser.add_argument("--mode", choices=("bare", "autolog", "mlflow"), required=True)
     parser.add_argument("--lib", choices=("xgboost", "lightgbm"), default="xgboost")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--backend", help="autolog's store (default: SQLite in a temp dir)")
+    parser.add_argument("--mlflow-uri", help="MLflow's tracking URI for --mode mlflow (default: SQLite in a temp dir)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     tmp = Path(tempfile.mkdtemp(prefix="bench-boost-"))
@@ -66,11 +68,11 @@ def main() -> None:
     if args.mode == "autolog":
         import autolog
 
-        autolog.enable(backend=f"sqlite:///{tmp / 'runs.db'}")
+        autolog.enable(backend=args.backend or f"sqlite:///{tmp / 'runs.db'}")
     elif args.mode == "mlflow":
         import mlflow
 
-        mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
+        mlflow.set_tracking_uri(args.mlflow_uri or f"sqlite:///{tmp / 'mlflow.db'}")
         getattr(mlflow, args.lib).autolog(log_models=True, silent=True)
     train(args.threads, 5)  # warm-up: imports, database creation
     if args.mode == "autolog":
