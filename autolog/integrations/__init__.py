@@ -8,6 +8,7 @@ our integration module and calls ``enable``. An entry point's value is "module:C
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import ClassVar
@@ -84,12 +85,27 @@ _active: set[tuple[str, str]] = set()  # (integration, module) patched now
 def table() -> dict[str, tuple[str, tuple[str, ...]]]:
     """The built-in integrations plus those registered through entry points (a plugin may replace a built-in)."""
     found = dict(BUILTIN)
+    found.update(_plugins())
+    return found
+
+
+_plugin_cache: tuple[tuple[str, ...], dict[str, tuple[str, tuple[str, ...]]]] | None = None
+
+
+def _plugins() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Entry-point integrations, scanned once per ``sys.path`` (the scan costs tens of ms; ``enable()`` calls it)."""
+    global _plugin_cache
+    key = tuple(sys.path)
+    if _plugin_cache is not None and _plugin_cache[0] == key:
+        return _plugin_cache[1]
+    found: dict[str, tuple[str, tuple[str, ...]]] = {}
     for ep in entry_points(group="autolog.integrations"):
         try:
             cls = ep.load()  # a plugin's integration class; it must not import its framework at module level
             found[ep.name] = (ep.value, tuple(cls.modules) or (ep.name,))
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the others
             _errors.warn(f"autolog: integration plugin {ep.name!r} could not be loaded: {exc!r}", once_key=ep.name)
+    _plugin_cache = (key, found)
     return found
 
 
@@ -116,8 +132,6 @@ def install(options: Options) -> None:
 
 
 def _imported(module: str) -> bool:
-    import sys
-
     return module in sys.modules
 
 
