@@ -187,9 +187,15 @@ class Writer:
 
     def stop(self, timeout: float) -> bool:
         """Flush within ``timeout`` and stop the thread. Never waits longer than ``timeout``."""
+        deadline = time.monotonic() + timeout
         ok = self.flush(timeout)
         self._stop.set()
         self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            # let the thread leave its loop before the interpreter finalises: a daemon thread still inside a
+            # framework's C++ code (reading a tensor) while static destructors run can abort the process
+            thread.join(max(0.0, deadline - time.monotonic()))
         if self.spool is not None:  # what the store has not confirmed stays in the spool for `autolog sync`
             self.spool_unsent = 0 if ok else self.spool.unsent()
             self.spool.close(delete=ok)

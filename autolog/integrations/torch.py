@@ -181,9 +181,12 @@ def _seen(module: Any, args: Any) -> None:
 
 
 def _find_model(optimizer: torch.optim.Optimizer) -> Any:
-    """The module called whose parameters overlap the optimizer's most (the smallest such: not a wrapper)."""
+    """The module called whose parameters overlap the optimizer's most, the smallest such; among equals (a model
+    and its only submodule share every parameter) the outermost, in the order they were called; then unwrapped
+    from DataParallel / DistributedDataParallel / torch.compile."""
     params = {id(p) for group in optimizer.param_groups for p in group["params"]}
     best, best_key = None, (0, 0)
+    ties: list[Any] = []
     for ref in list(_loop.seen.values()):
         module = ref()
         if module is None:
@@ -192,8 +195,24 @@ def _find_model(optimizer: torch.optim.Optimizer) -> Any:
         overlap = sum(1 for i in ids if i in params)
         key = (overlap, -len(ids))
         if overlap and key > best_key:
-            best, best_key = module, key
-    return best
+            best, best_key, ties = module, key, [module]
+        elif overlap and key == best_key:
+            ties.append(module)
+    for module in ties:  # the seen dict's order is not the call order when a dead module's id was reused
+        if module is not best and any(sub is best for sub in module.modules()):
+            best = module
+    return _unwrap(best)
+
+
+def _unwrap(module: Any) -> Any:
+    for _ in range(4):
+        inner = getattr(module, "_orig_mod", None)  # torch.compile
+        if inner is None and type(module).__name__ in ("DataParallel", "DistributedDataParallel"):
+            inner = getattr(module, "module", None)
+        if inner is None:
+            return module
+        module = inner
+    return module
 
 
 # -- the step ----------------------------------------------------------------------------------------------------

@@ -294,8 +294,8 @@ def test_the_run_ends_with_the_script(tmp_path: Path, tail: str, status: str, co
     proc = run_script(SCRIPT.format(db=db, loader_args="", tail=tail), tmp_path)
     assert proc.returncode == code, proc.stderr
     runs, losses = read_store(db)
-    assert [s for _, s in runs] == [status]
-    assert losses == 8
+    assert [s for _, s in runs] == [status], proc.stderr
+    assert losses == 8, proc.stderr
 
 
 def test_dataloader_workers_create_no_runs(tmp_path: Path) -> None:
