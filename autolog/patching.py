@@ -144,8 +144,11 @@ class Call(Protocol):
 Start = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], "Call | None"]
 
 
-def training_wrapper(integration: str, site: str, start: Start) -> Callable[..., Any]:
+def training_wrapper(integration: str, site: str, start: Start, *, mark_training: bool = True) -> Callable[..., Any]:
     """A wrapt wrapper for a training entry point.
+
+    ``mark_training=False`` leaves the context unmarked while the wrapped call runs, so that an inner patched entry
+    point joins this call's run instead of standing down (the sklearn API of xgboost/lightgbm over ``train``).
 
     ``start(wrapped, instance, args, kwargs)`` runs inside the firewall and returns a ``Call`` (with the arguments
     to pass on, e.g. a copy of the callbacks list with ours added) or None to stand down. Our errors in ``start``,
@@ -162,7 +165,10 @@ def training_wrapper(integration: str, site: str, start: Start) -> Callable[...,
             with training(site):
                 return wrapped(*args, **kwargs)
         try:
-            with training(site):
+            if mark_training:
+                with training(site):
+                    result = wrapped(*call.args, **call.kwargs)
+            else:
                 result = wrapped(*call.args, **call.kwargs)
         except BaseException as exc:
             _errors.firewall(site, call.fail, exc)

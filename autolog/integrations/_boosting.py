@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from autolog import _errors, patching, session
+from autolog import patching, session
 from autolog.integrations._runcall import RunCall
 from autolog.records import Artifact
 from autolog.runs import ActiveRun
@@ -115,26 +115,9 @@ def _plot(target: Path, kind: str, table: dict[str, float]) -> None:
 
 
 def api_wrapper(integration: str, site: str, start: Callable[..., RunCall | None]) -> Callable[..., Any]:
-    """For ``XGBModel.fit`` & co: like ``patching.training_wrapper`` but the context is not marked as training,
-    so the ``train`` call inside joins this run (its run is marked joinable) instead of standing down."""
-    _errors.register_site(site)
-
-    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not patching.gate(integration):
-            return wrapped(*args, **kwargs)
-        call = _errors.firewall(site, start, wrapped, instance, args, kwargs)
-        if call is None:
-            with patching.training(site):
-                return wrapped(*args, **kwargs)
-        try:
-            result = wrapped(*call.args, **call.kwargs)
-        except BaseException as exc:
-            _errors.firewall(site, call.fail, exc)
-            raise
-        _errors.firewall(site, call.finish, result)
-        return result
-
-    return wrapper
+    """For ``XGBModel.fit`` & co: the context is not marked as training, so the ``train`` call inside joins this run
+    (its run is marked joinable) instead of standing down."""
+    return patching.training_wrapper(integration, site, start, mark_training=False)  # type: ignore[arg-type]
 
 
 class ApiCall(RunCall):
