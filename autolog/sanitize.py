@@ -7,6 +7,7 @@ counted as a drop. Nothing here raises into training.
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 from autolog import _errors
@@ -40,6 +41,37 @@ def to_float(key: str, value: Any) -> float | None:
             once_key=f"nonnumeric:{key}:{type(value).__name__}",
         )
         return None
+
+
+def tensor_type() -> type | None:
+    """``torch.Tensor`` when torch is imported (never imported here), else None."""
+    torch = sys.modules.get("torch")
+    kind = getattr(torch, "Tensor", None)
+    return kind if isinstance(kind, type) else None
+
+
+def tensors_to_floats(tensors: list[Any]) -> list[float | None]:
+    """Read one-element real tensors together: ``torch.stack(...).tolist()`` per device and dtype, one transfer and
+    one sync for a whole batch of GPU values instead of one ``.item()`` each, one release of the GIL instead of one
+    per value. None where a tensor is not one real number (``to_float`` then warns), or for every value when the
+    stacked read fails."""
+    out: list[float | None] = [None] * len(tensors)
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return out
+    groups: dict[Any, list[int]] = {}
+    try:
+        for i, t in enumerate(tensors):
+            if t.numel() == 1 and not t.is_complex() and t.layout == torch.strided:
+                groups.setdefault((t.device, t.dtype), []).append(i)  # no promotion: int64 stays exact
+        with torch.no_grad():
+            for indexes in groups.values():
+                scalars = [t if t.dim() == 0 else t.reshape(()) for t in (tensors[i] for i in indexes)]
+                for i, value in zip(indexes, torch.stack(scalars).tolist(), strict=True):
+                    out[i] = float(value)  # as ``float(t.item())``: float32 widened exactly, ints and bools
+    except Exception:  # noqa: BLE001 - an odd tensor (meta device, a subclass): read one at a time instead
+        return [None] * len(tensors)
+    return out
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:

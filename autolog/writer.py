@@ -299,12 +299,14 @@ class Writer:
         runs: dict[str, RunRecords] = {}
         clean = self._keys()
         limits = self.backend.limits
+        tensors: list[tuple[list[Metric], int, Any]] = []  # read together at the end: one device read per batch
+        tensor_type = sanitize.tensor_type()
         for record in chunk:
             kind = record[0]
             if kind == METRICS:
                 run_id, step, ts, values = record[1], record[2], record[3], record[4]  # the spool appends more
                 rr = runs.get(run_id) or runs.setdefault(run_id, RunRecords(run_id))
-                self._add_metrics(rr, values, step, ts, clean)
+                self._add_metrics(rr, values, step, ts, clean, tensor_type=tensor_type, tensors=tensors)
             elif kind == START:
                 start: RunStart = record[1]
                 rr = runs.setdefault(start.run_id, RunRecords(start.run_id))
@@ -322,12 +324,23 @@ class Writer:
             elif kind == END:
                 end: RunEnd = record[1]
                 runs.setdefault(end.run_id, RunRecords(end.run_id)).end = end
+        if tensors:
+            self._read_tensors(tensors)
         return list(runs.values())
 
     def _add_metrics(
-        self, rr: RunRecords, values: dict[Any, Any], step: int, ts: float, clean: sanitize.KeySanitizer | None
+        self,
+        rr: RunRecords,
+        values: dict[Any, Any],
+        step: int,
+        ts: float,
+        clean: sanitize.KeySanitizer | None,
+        *,
+        tensor_type: type | None = None,
+        tensors: list[tuple[list[Metric], int, Any]] | None = None,
     ) -> None:
-        append = rr.metrics.append
+        metrics = rr.metrics
+        append = metrics.append
         new = _new_metric
         for key, value in values.items():
             if type(key) is not str:
@@ -335,11 +348,33 @@ class Writer:
             if clean is not None:
                 key = clean(key)
             if type(value) is not float:
+                if tensor_type is not None and tensors is not None and isinstance(value, tensor_type):
+                    tensors.append((metrics, len(metrics), value))  # its place, filled by ``_read_tensors``
+                    append(new(Metric, (key, 0.0, step, ts)))
+                    continue
                 value = sanitize.to_float(key, value)
                 if value is None:
                     self.counters["dropped.non_numeric"] += 1
                     continue
             append(new(Metric, (key, value, step, ts)))
+
+    def _read_tensors(self, tensors: list[tuple[list[Metric], int, Any]]) -> None:
+        """Fill in the tensor values of a batch: one stacked read per device (one host-device sync for a batch of
+        GPU losses, one release of the GIL instead of one per value); a value that is not one number is warned
+        about, counted and removed."""
+        values = sanitize.tensors_to_floats([t for _, _, t in tensors])
+        refused: dict[int, tuple[list[Metric], set[int]]] = {}
+        for (metrics, i, tensor), value in zip(tensors, values, strict=True):
+            key, _, step, ts = metrics[i]
+            if value is None:
+                value = sanitize.to_float(key, tensor)
+            if value is None:
+                self.counters["dropped.non_numeric"] += 1
+                refused.setdefault(id(metrics), (metrics, set()))[1].add(i)
+                continue
+            metrics[i] = _new_metric(Metric, (key, value, step, ts))
+        for metrics, gone in refused.values():
+            metrics[:] = [m for i, m in enumerate(metrics) if i not in gone]
 
     def _texts(
         self, values: dict[Any, Any], clean: sanitize.KeySanitizer | None, max_len: int | None, what: str

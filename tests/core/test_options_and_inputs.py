@@ -155,3 +155,30 @@ def test_param_with_a_broken_repr_is_logged_as_a_placeholder(memory_store: Memor
         with autolog.start_run() as run:
             autolog.log_params({"obj": Broken()})
     assert memory_store.runs[run.id].params["obj"].startswith("<unrepresentable")
+
+
+def test_tensor_values_of_a_batch_are_read_together_exactly_and_bad_ones_are_refused(
+    memory_store: MemoryBackend,
+) -> None:
+    """The writer reads a batch's tensors with one stacked read per device and dtype: every value as
+    ``float(t.item())`` would give it (int64 past float32's range, float32, bool, one-element 1-d), in logged order;
+    a tensor that is not one real number is warned about by key, counted and left out, the rest of its call kept."""
+    torch = pytest.importorskip("torch")
+    session.writer().sync = False  # queue a whole batch, then build it at once
+    session.writer().put = session.writer()._make_put()
+    big = 2**40 + 1  # exact in float64, not in float32: a promotion to float32 would round it
+    run = autolog.runs.new_run("tensors")
+    for s in range(3):
+        run.log_metrics({"f32": torch.tensor(0.1), "i64": torch.tensor(big + s), "b": torch.tensor(s % 2 == 0)}, s)
+        run.log_metrics({"one": torch.tensor([1.5 + s]), "half": torch.tensor(0.25, dtype=torch.float16)}, s)
+        run.log_metrics({"many": torch.ones(3), "cplx": torch.tensor(1 + 2j), "after": torch.tensor(float(s))}, s)
+    with pytest.warns(autolog.AutologWarning, match="'many'") as caught:
+        session.writer().drain()
+    assert any("'cplx'" in str(w.message) for w in caught)
+    got = _logged(memory_store, run.id)
+    assert got["f32"] == [float(torch.tensor(0.1, dtype=torch.float32).item())] * 3
+    assert got["i64"] == [float(big), float(big + 1), float(big + 2)]
+    assert got["b"] == [1.0, 0.0, 1.0] and got["half"] == [0.25] * 3
+    assert got["one"] == [1.5, 2.5, 3.5] and got["after"] == [0.0, 1.0, 2.0]
+    assert "many" not in got and "cplx" not in got
+    assert session.writer().dropped() == {"non_numeric": 6}
