@@ -54,6 +54,11 @@ class ActiveRun:
                 break
         self._writer.put((METRICS, self.id, step, _now(), values))
 
+    def put_metrics(self, values: dict[Any, Any], step: int) -> None:
+        """For integrations on a hot path: ``values`` is a fresh dict handed over (not copied) whose tensors are
+        already detached (``log_metrics`` would copy it and detach each tensor again)."""
+        self._writer.put((METRICS, self.id, step, _now(), values))
+
     def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
         self.log_metrics({key: value}, step)
 

@@ -243,13 +243,16 @@ def _on_step(optimizer: Any) -> None:
         return
     metrics: dict[str, Any] = _losses()
     for k, group in zip(loop.lr_keys[key], optimizer.param_groups, strict=False):
-        metrics[k] = group["lr"]
+        lr = group["lr"]
+        if type(lr) is not float and hasattr(lr, "clone"):
+            lr = lr.detach().clone()  # a tensor lr is updated in place by schedulers (fill_): keep this step's value
+        metrics[k] = lr
     if loop.train_loader is not None:
         epoch = loop.loader_passes.get(loop.train_loader, 1) - 1
         if epoch != loop.epoch:
             loop.epoch = epoch
             metrics["epoch"] = epoch
-    run.log_metrics(metrics, step)
+    run.put_metrics(metrics, step)  # losses detached by the loss wrapper, learning rates plain numbers
 
 
 def _losses() -> dict[str, Any]:

@@ -135,6 +135,27 @@ def test_scheduler_changes_show_in_lr_and_log_every_n_steps_is_honoured() -> Non
     assert [s for s, _ in history(run.id, "loss")] == [0, 2]
 
 
+def test_a_tensor_learning_rate_is_logged_as_it_was_at_each_step() -> None:
+    """A tensor lr is updated in place by schedulers (``fill_``); the writer reads it later, so each step's value
+    must be kept, not the tensor itself (the writer here reads only after the loop)."""
+    backend = MemoryBackend("memory:tensor-lr")
+    autolog.enable(backend=backend, flush_interval=60, batch_size=100_000)
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.Adam(model.parameters(), lr=torch.tensor(0.8))
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    for x, y in make_loader(n=64):
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        sched.step()
+    autolog.end_run()
+    assert autolog.flush(30)
+    run = autolog.search_runs()[0]
+    lrs = history(run.id, "lr")
+    assert [s for s, _ in lrs] == [0, 1, 2, 3]
+    assert [v for _, v in lrs] == pytest.approx([0.8, 0.4, 0.2, 0.1], rel=1e-6)  # float32 tensor values
+
+
 def test_a_user_run_is_joined_and_not_ended(memory_store: MemoryBackend) -> None:
     with autolog.start_run("mine") as run:
         train(epochs=1)
