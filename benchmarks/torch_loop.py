@@ -9,6 +9,8 @@ Modes (run each in a fresh process through the runner, alternated):
 
     python benchmarks/runner.py --modes bare,autolog,mlflow_sync,mlflow_async --repeats 5 benchmarks/torch_loop.py
 
+``-- --device cuda`` runs the model on a GPU (batches pinned, copied with ``non_blocking=True``).
+
 Only the loop is timed (``"seconds"``); autolog's end of run (flush, model save) is reported apart as
 ``"end_seconds"``.
 """
@@ -30,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", required=True, choices=("bare", "autolog", "mlflow_sync", "mlflow_async"))
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--device", default="cpu", help="e.g. cuda: the model and each batch on that device")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks for an opt-in to the file store
     tmp = Path(tempfile.mkdtemp(prefix="autolog-bench-"))
@@ -55,7 +58,10 @@ def main() -> None:
     torch.set_num_threads(1)
     data = torch.utils.data.TensorDataset(torch.randn(64 * 100, 64), torch.randint(0, 2, (64 * 100,)))
     loader = torch.utils.data.DataLoader(data, batch_size=64, shuffle=True)
-    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 2))
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        loader = torch.utils.data.DataLoader(data, batch_size=64, shuffle=True, pin_memory=True)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 2)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -63,6 +69,8 @@ def main() -> None:
     t0 = time.perf_counter()
     while step < args.steps:
         for x, y in loader:
+            if device.type != "cpu":
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             optimizer.zero_grad()
             loss = loss_fn(model(x), y)
             loss.backward()
@@ -72,6 +80,8 @@ def main() -> None:
             step += 1
             if step == args.steps:
                 break
+    if device.type == "cuda":
+        torch.cuda.synchronize()  # the queued kernels belong to the timed loop
     seconds = time.perf_counter() - t0
 
     t1 = time.perf_counter()
