@@ -136,7 +136,7 @@ class SqliteBackend(Backend):
             )
         row = conn.execute("SELECT pk FROM runs WHERE id = ?", (rec.run_id,)).fetchone()
         if row is None:  # records for a run whose start we never saw: keep them, under a placeholder run
-            first = rec.metrics[0].timestamp if rec.metrics else 0.0
+            first = rec.metrics[0][3] if rec.metrics else 0.0
             cur = conn.execute(
                 "INSERT INTO runs (id, experiment, name, status, start_time) VALUES (?, 'Default', ?, ?, ?)",
                 (rec.run_id, rec.run_id[:8], RUNNING, first),
