@@ -8,9 +8,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import autolog
-from autolog.backends.sqlite import SqliteBackend
-from autolog.records import Artifact
+from autolog.backends.sqlite import ROWS, SqliteBackend
+from autolog.records import Artifact, Metric, RunRecords, RunStart
 
 
 def test_round_trip_through_the_async_writer(sqlite_store: str) -> None:
@@ -32,6 +34,20 @@ def test_round_trip_through_the_async_writer(sqlite_store: str) -> None:
     assert backend.list_artifacts(run.id) == ["notes/readme.txt"]
     assert backend.download_artifact(run.id, "notes/readme.txt").read_text() == "hello"
     assert got.end_time is not None and got.end_time >= got.start_time
+
+
+@pytest.mark.parametrize("n", [1, 3, ROWS - 1, ROWS, ROWS + 1, 3 * ROWS + 77])
+def test_metrics_of_any_count_are_stored_once_in_logged_order(tmp_path: Path, n: int) -> None:
+    """Metrics go in as multi-row INSERTs of ROWS rows and then powers of two: every count lands whole."""
+    store = SqliteBackend(f"sqlite:///{tmp_path / 'runs.db'}")
+    start = RunStart("r1", "Default", "chunks", 1.0)
+    rows = [("a" if i % 3 else "b", i / 7, i // 2, 100.0 + i) for i in range(n)]
+    rows[0] = Metric(*rows[0])  # a Metric and plain tuples alike
+    store.write([RunRecords("r1", start=start, metrics=list(rows))])
+    for key in ("a", "b"):
+        want = [(step, value, ts) for k, value, step, ts in rows if k == key]
+        assert store.get_metric_history("r1", key) == want
+    store.close()
 
 
 def test_child_runs_and_experiments(sqlite_store: str) -> None:
