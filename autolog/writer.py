@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from autolog import _errors, sanitize
 from autolog.backends.base import Backend, Limits
-from autolog.records import Artifact, Batch, Metric, RunEnd, RunRecords, RunStart
+from autolog.records import Artifact, Batch, RunEnd, RunRecords, RunStart
 from autolog.tags import process_tags
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ ARTIFACT = "a"  # (ARTIFACT, run_id, Artifact)
 MARKER = "f"  # (MARKER, threading.Event)
 
 Record = tuple[Any, ...]
-_new_metric = tuple.__new__  # Metric(...) through NamedTuple.__new__ costs a Python-level call per metric
 
 
 class Writer:
@@ -302,9 +301,16 @@ class Writer:
         for record in chunk:
             kind = record[0]
             if kind == METRICS:
-                run_id, step, ts, values = record[1], record[2], record[3], record[4]  # the spool appends more
+                run_id, step, ts, values = record[1:5]  # the spool appends more items
                 rr = runs.get(run_id) or runs.setdefault(run_id, RunRecords(run_id))
-                self._add_metrics(rr, values, step, ts, clean)
+                append = rr.metrics.append
+                for key, value in values.items():  # the per-metric loop of the writer: keep it this short
+                    if type(value) is float and type(key) is str and clean is None:
+                        append((key, value, step, ts))
+                    else:
+                        item = self._clean_metric(key, value, clean)
+                        if item is not None:
+                            append((*item, step, ts))
             elif kind == START:
                 start: RunStart = record[1]
                 rr = runs.setdefault(start.run_id, RunRecords(start.run_id))
@@ -324,22 +330,19 @@ class Writer:
                 runs.setdefault(end.run_id, RunRecords(end.run_id)).end = end
         return list(runs.values())
 
-    def _add_metrics(
-        self, rr: RunRecords, values: dict[Any, Any], step: int, ts: float, clean: sanitize.KeySanitizer | None
-    ) -> None:
-        append = rr.metrics.append
-        new = _new_metric
-        for key, value in values.items():
-            if type(key) is not str:
-                key = sanitize.key_text(key)
-            if clean is not None:
-                key = clean(key)
-            if type(value) is not float:
-                value = sanitize.to_float(key, value)
-                if value is None:
-                    self.counters["dropped.non_numeric"] += 1
-                    continue
-            append(new(Metric, (key, value, step, ts)))
+    def _clean_metric(self, key: Any, value: Any, clean: sanitize.KeySanitizer | None) -> tuple[str, float] | None:
+        """A metric off the common path (a key that is not a string or needs sanitising, a value that is not a
+        float): (key, value) as the backend takes them, or None for a value that is not a number (counted)."""
+        if type(key) is not str:
+            key = sanitize.key_text(key)
+        if clean is not None:
+            key = clean(key)
+        if type(value) is not float:
+            value = sanitize.to_float(key, value)
+            if value is None:
+                self.counters["dropped.non_numeric"] += 1
+                return None
+        return key, value
 
     def _texts(
         self, values: dict[Any, Any], clean: sanitize.KeySanitizer | None, max_len: int | None, what: str
