@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from autolog import _errors, sanitize
 from autolog.backends.base import Backend, Limits
-from autolog.records import Artifact, Batch, Metric, RunEnd, RunRecords, RunStart
+from autolog.records import Artifact, Batch, MetricRow, RunEnd, RunRecords, RunStart
 from autolog.tags import process_tags
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ ARTIFACT = "a"  # (ARTIFACT, run_id, Artifact)
 MARKER = "f"  # (MARKER, threading.Event)
 
 Record = tuple[Any, ...]
-_new_metric = tuple.__new__  # Metric(...) through NamedTuple.__new__ costs a Python-level call per metric
 
 
 class Writer:
@@ -299,14 +298,25 @@ class Writer:
         runs: dict[str, RunRecords] = {}
         clean = self._keys()
         limits = self.backend.limits
-        tensors: list[tuple[list[Metric], int, Any]] = []  # read together at the end: one device read per batch
+        tensors: list[tuple[list[MetricRow], int, Any]] = []  # read together at the end: one device read per batch
         tensor_type = sanitize.tensor_type()
         for record in chunk:
             kind = record[0]
             if kind == METRICS:
-                run_id, step, ts, values = record[1], record[2], record[3], record[4]  # the spool appends more
+                run_id, step, ts, values = record[1:5]  # the spool appends more items
                 rr = runs.get(run_id) or runs.setdefault(run_id, RunRecords(run_id))
-                self._add_metrics(rr, values, step, ts, clean, tensor_type=tensor_type, tensors=tensors)
+                metrics = rr.metrics
+                append = metrics.append
+                for key, value in values.items():  # the per-metric loop of the writer: keep it this short
+                    if type(value) is float and type(key) is str and clean is None:
+                        append((key, value, step, ts))
+                    elif tensor_type is not None and isinstance(value, tensor_type):
+                        tensors.append((metrics, len(metrics), value))  # its place, filled by ``_read_tensors``
+                        append((self._clean_key(key, clean), 0.0, step, ts))
+                    else:
+                        item = self._clean_metric(key, value, clean)
+                        if item is not None:
+                            append((*item, step, ts))
             elif kind == START:
                 start: RunStart = record[1]
                 rr = runs.setdefault(start.run_id, RunRecords(start.run_id))
@@ -328,42 +338,28 @@ class Writer:
             self._read_tensors(tensors)
         return list(runs.values())
 
-    def _add_metrics(
-        self,
-        rr: RunRecords,
-        values: dict[Any, Any],
-        step: int,
-        ts: float,
-        clean: sanitize.KeySanitizer | None,
-        *,
-        tensor_type: type | None = None,
-        tensors: list[tuple[list[Metric], int, Any]] | None = None,
-    ) -> None:
-        metrics = rr.metrics
-        append = metrics.append
-        new = _new_metric
-        for key, value in values.items():
-            if type(key) is not str:
-                key = sanitize.key_text(key)
-            if clean is not None:
-                key = clean(key)
-            if type(value) is not float:
-                if tensor_type is not None and tensors is not None and isinstance(value, tensor_type):
-                    tensors.append((metrics, len(metrics), value))  # its place, filled by ``_read_tensors``
-                    append(new(Metric, (key, 0.0, step, ts)))
-                    continue
-                value = sanitize.to_float(key, value)
-                if value is None:
-                    self.counters["dropped.non_numeric"] += 1
-                    continue
-            append(new(Metric, (key, value, step, ts)))
+    def _clean_key(self, key: Any, clean: sanitize.KeySanitizer | None) -> str:
+        if type(key) is not str:
+            key = sanitize.key_text(key)
+        return key if clean is None else clean(key)
 
-    def _read_tensors(self, tensors: list[tuple[list[Metric], int, Any]]) -> None:
+    def _clean_metric(self, key: Any, value: Any, clean: sanitize.KeySanitizer | None) -> tuple[str, float] | None:
+        """A metric off the common path (a key that is not a string or needs sanitising, a value that is not a
+        float): (key, value) as the backend takes them, or None for a value that is not a number (counted)."""
+        key = self._clean_key(key, clean)
+        if type(value) is not float:
+            value = sanitize.to_float(key, value)
+            if value is None:
+                self.counters["dropped.non_numeric"] += 1
+                return None
+        return key, value
+
+    def _read_tensors(self, tensors: list[tuple[list[MetricRow], int, Any]]) -> None:
         """Fill in the tensor values of a batch: one stacked read per device (one host-device sync for a batch of
         GPU losses, one release of the GIL instead of one per value); a value that is not one number is warned
         about, counted and removed."""
         values = sanitize.tensors_to_floats([t for _, _, t in tensors])
-        refused: dict[int, tuple[list[Metric], set[int]]] = {}
+        refused: dict[int, tuple[list[MetricRow], set[int]]] = {}
         for (metrics, i, tensor), value in zip(tensors, values, strict=True):
             key, _, step, ts = metrics[i]
             if value is None:
@@ -372,7 +368,7 @@ class Writer:
                 self.counters["dropped.non_numeric"] += 1
                 refused.setdefault(id(metrics), (metrics, set()))[1].add(i)
                 continue
-            metrics[i] = _new_metric(Metric, (key, value, step, ts))
+            metrics[i] = (key, value, step, ts)
         for metrics, gone in refused.values():
             metrics[:] = [m for i, m in enumerate(metrics) if i not in gone]
 

@@ -28,8 +28,9 @@ class Limits:
 class Backend(ABC):
     """A tracking store. ``write`` receives a whole batch and should store it in one transaction or request.
 
-    ``write`` may raise: the writer retries with back-off. It must be idempotent for a batch it is given again
-    after a failure (a run start seen twice, the same metric twice).
+    Each ``RunRecords.metrics`` item is a ``(key, value, step, timestamp)`` tuple (see ``records.Metric``): read
+    it by unpacking or index. ``write`` may raise: the writer retries with back-off. It must be idempotent for a
+    batch it is given again after a failure (a run start seen twice, the same metric twice).
     """
 
     uri: str = ""

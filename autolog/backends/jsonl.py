@@ -58,9 +58,8 @@ class JsonlBackend(Backend):
         lines.extend(f'{head}"param", "key": {_dumps(k)}, "value": {_dumps(v)}}}' for k, v in rec.params.items())
         lines.extend(f'{head}"tag", "key": {_dumps(k)}, "value": {_dumps(v)}}}' for k, v in rec.tags.items())
         lines.extend(
-            f'{head}"metric", "key": {_dumps(m.key)}, "value": {_num(m.value)}, "step": {m.step:d}, '
-            f'"timestamp": {m.timestamp!r}}}'
-            for m in rec.metrics
+            f'{head}"metric", "key": {_dumps(key)}, "value": {_num(value)}, "step": {step:d}, "timestamp": {ts!r}}}'
+            for key, value, step, ts in rec.metrics
         )
         for art in rec.artifacts:
             target = self.root / rec.run_id / "artifacts" / art.path

@@ -40,9 +40,9 @@ class MemoryBackend(Backend):
                     run.tags.update(rec.start.tags)
                 run.params.update(rec.params)
                 run.tags.update(rec.tags)
-                for m in rec.metrics:
-                    self.history.setdefault((rec.run_id, m.key), []).append((m.step, m.value, m.timestamp))
-                    run.metrics[m.key] = m.value
+                for key, value, step, ts in rec.metrics:
+                    self.history.setdefault((rec.run_id, key), []).append((step, value, ts))
+                    run.metrics[key] = value
                 for art in rec.artifacts:
                     target = self._artifact_root(rec.run_id) / art.path
                     target.parent.mkdir(parents=True, exist_ok=True)

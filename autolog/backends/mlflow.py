@@ -103,7 +103,7 @@ class MlflowBackend(Backend):
         tags = dict(rec.tags)
         if rec.start is not None and rec.run_id in self._joined:
             tags.update(self._start_tags(rec.start, joined=True))
-        metrics = [Metric(_safe_key(m.key), m.value, _ms(m.timestamp), m.step) for m in rec.metrics]
+        metrics = [Metric(_safe_key(key), value, _ms(ts), step) for key, value, step, ts in rec.metrics]
         params = [Param(_safe_key(k), v) for k, v in rec.params.items()]
         run_tags = [RunTag(_safe_key(k), v) for k, v in tags.items()]
         if metrics or params or run_tags:
@@ -163,7 +163,7 @@ class MlflowBackend(Backend):
 
     def _placeholder(self, rec: RunRecords) -> RunStart:
         """Records of a run whose start we never saw (another process started it): keep them, in a new run."""
-        first = rec.metrics[0].timestamp if rec.metrics else (rec.end.end_time if rec.end else 0.0)
+        first = rec.metrics[0][3] if rec.metrics else (rec.end.end_time if rec.end else 0.0)
         return RunStart(rec.run_id, "Default", rec.run_id[:8], first)
 
     def _experiment(self, name: str) -> str:

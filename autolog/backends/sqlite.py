@@ -2,7 +2,8 @@
 
 WAL mode, one ``BEGIN IMMEDIATE`` transaction per batch, a generous busy timeout: several processes can write
 the same file at once. Artifacts are files beside the database, under ``artifacts/<run id>/``.
-NaN is stored as NULL (SQLite has no NaN) and read back as NaN.
+NaN is stored as NULL (SQLite has no NaN) and read back as NaN. The tables, their version and the upgrade of an
+older store: ``_sqlite_schema``.
 """
 
 from __future__ import annotations
@@ -11,32 +12,41 @@ import math
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
+from typing import Any
 
+from autolog.backends import _sqlite_schema
 from autolog.backends.base import Backend, Limits, RunNotFound
-from autolog.records import RUNNING, Batch, Run, RunRecords
+from autolog.records import RUNNING, Batch, MetricRow, Run, RunRecords
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    pk INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    experiment TEXT NOT NULL,
-    name TEXT NOT NULL,
-    status TEXT NOT NULL,
-    parent_id TEXT,
-    start_time REAL NOT NULL,
-    end_time REAL
-);
-CREATE TABLE IF NOT EXISTS params (run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (run, key));
-CREATE TABLE IF NOT EXISTS tags (run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (run, key));
-CREATE TABLE IF NOT EXISTS metrics (run INTEGER NOT NULL, key TEXT NOT NULL, step INTEGER NOT NULL,
-                                    value REAL, timestamp REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run);  -- (run, key) would halve insert speed
-CREATE TABLE IF NOT EXISTS artifacts (run INTEGER NOT NULL, path TEXT NOT NULL, PRIMARY KEY (run, path));
-CREATE TABLE IF NOT EXISTS spool_marks (journal TEXT PRIMARY KEY, confirmed INTEGER NOT NULL);
-"""
+# Metrics go in as multi-row INSERTs of up to ROWS rows: one statement per row (executemany) costs SQLite a
+# statement start (cursors opened, the table's end sought) per row, ~2.5x the cost of the row itself. Each row binds
+# key id, value, step, timestamp. Statement texts: ROWS rows and every power of two below it (all stay cached).
+ROWS = 128
+_INSERT = {
+    rows: "INSERT INTO metric_values (key_id, value, step, timestamp) VALUES " + ",".join(["(?,?,?,?)"] * rows)
+    for rows in (ROWS, *(1 << b for b in range(ROWS.bit_length() - 1)))
+}
+_LAST_VALUES = """
+    SELECT k.key, m.value FROM metric_last l JOIN metric_values m ON m.seq = l.seq JOIN metric_keys k ON k.id = l.key_id
+    WHERE l.run = ?"""
+_NOTE_LAST = (
+    "INSERT INTO metric_last VALUES (?, ?, ?) ON CONFLICT (run, key_id) DO UPDATE SET seq = max(seq, excluded.seq)"
+)
+_HISTORY = """
+    SELECT m.step, m.value, m.timestamp
+    FROM metric_spans s CROSS JOIN metric_values m ON m.seq BETWEEN s.first AND s.last
+    WHERE s.run = ? AND m.key_id = (SELECT id FROM metric_keys WHERE key = ?) ORDER BY s.first, m.seq"""
+# CROSS JOIN: SQLite keeps the spans as the outer loop; left to itself it scans every value for the ORDER BY
+
+
+def _chunk_sizes(n: int) -> list[int]:
+    """``n`` rows as statements of ROWS rows, then the rest in powers of two (largest first)."""
+    rest = n % ROWS
+    return [ROWS] * (n // ROWS) + [1 << b for b in reversed(range(ROWS.bit_length())) if rest >> b & 1]
 
 
 def path_from_uri(uri: str) -> Path:
@@ -58,7 +68,9 @@ class SqliteBackend(Backend):
         self.artifact_root = self.path.parent / "artifacts"
         self._local = threading.local()
         self._pid = os.getpid()
-        self._pks: dict[str, int] = {}
+        self._pks: dict[str, int] = {}  # run id -> runs.pk
+        self._key_ids: dict[str, int] = {}  # metric key -> metric_keys.id
+        self._fresh: list[tuple[dict[str, int], str]] = []  # cache entries made in the open transaction
 
     # -- connection ---------------------------------------------------------------------------------------
     def _conn(self, create: bool = True) -> sqlite3.Connection:
@@ -72,14 +84,18 @@ class SqliteBackend(Backend):
             conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(SCHEMA)
+            try:
+                _sqlite_schema.ensure(conn, self.path)
+            except BaseException:
+                conn.close()
+                raise
             self._local.conn = conn
         return conn
 
     def after_fork(self) -> None:
         self._local = threading.local()  # never use the parent's connection in a child
         self._pid = os.getpid()
-        self._pks = {}
+        self._pks, self._key_ids, self._fresh = {}, {}, []
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -91,12 +107,18 @@ class SqliteBackend(Backend):
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
+        committed = False
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("COMMIT")
+            committed = True
+        finally:
+            if not committed:
+                if conn.in_transaction:  # a failed COMMIT may have rolled back already
+                    conn.execute("ROLLBACK")
+                for cache, key in self._fresh:  # a pk or key id taken back may go to another process's run or key
+                    cache.pop(key, None)
+            self._fresh.clear()
 
     # -- write ----------------------------------------------------------------------------------------------
     def write(self, batch: Batch) -> None:
@@ -136,13 +158,14 @@ class SqliteBackend(Backend):
             )
         row = conn.execute("SELECT pk FROM runs WHERE id = ?", (rec.run_id,)).fetchone()
         if row is None:  # records for a run whose start we never saw: keep them, under a placeholder run
-            first = rec.metrics[0].timestamp if rec.metrics else 0.0
+            first = rec.metrics[0][3] if rec.metrics else 0.0
             cur = conn.execute(
                 "INSERT INTO runs (id, experiment, name, status, start_time) VALUES (?, 'Default', ?, ?, ?)",
                 (rec.run_id, rec.run_id[:8], RUNNING, first),
             )
             row = (cur.lastrowid,)
         self._pks[rec.run_id] = int(row[0])
+        self._fresh.append((self._pks, rec.run_id))
         return int(row[0])
 
     def _write_run(self, conn: sqlite3.Connection, rec: RunRecords) -> None:
@@ -155,16 +178,43 @@ class SqliteBackend(Backend):
             conn.executemany(
                 "INSERT OR REPLACE INTO params VALUES (?, ?, ?)", [(pk, k, v) for k, v in rec.params.items()]
             )
-        if rec.metrics:  # Metric tuples bind as they are (SQLite turns NaN into NULL by itself)
-            conn.executemany(
-                f"INSERT INTO metrics (run, key, value, step, timestamp) VALUES ({pk:d}, ?, ?, ?, ?)", rec.metrics
-            )
+        if rec.metrics:
+            self._insert_metrics(conn, pk, rec.metrics)
         if rec.artifacts:
             conn.executemany("INSERT OR IGNORE INTO artifacts VALUES (?, ?)", [(pk, a.path) for a in rec.artifacts])
         if rec.end is not None:
             conn.execute(
                 "UPDATE runs SET status = ?, end_time = ? WHERE pk = ?", (rec.end.status, rec.end.end_time, pk)
             )
+
+    def _insert_metrics(self, conn: sqlite3.Connection, pk: int, metrics: Sequence[MetricRow]) -> None:
+        """Insert (key, value, step, timestamp) rows in logged order as one ``seq`` range; note the range as the run's
+        span and each key's last row (SQLite turns NaN into NULL by itself)."""
+        flat: list[Any] = list(chain.from_iterable(metrics))  # key, value, step, timestamp, key, ...
+        keys = flat[0::4]
+        try:
+            flat[0::4] = map(self._key_ids.__getitem__, keys)
+        except KeyError:
+            self._intern(conn, keys)
+            flat[0::4] = map(self._key_ids.__getitem__, keys)
+        execute, i, first, last = conn.execute, 0, 0, 0
+        for rows in _chunk_sizes(len(metrics)):
+            last = execute(_INSERT[rows], flat[i : i + 4 * rows]).lastrowid or 0
+            first = first or last - rows + 1
+            i += 4 * rows
+        if last - first + 1 != len(metrics):  # rowids are max + 1 under the write lock: cannot happen
+            raise RuntimeError(f"autolog: metric rows of one batch are not contiguous in {self.path}")
+        execute("INSERT INTO metric_spans VALUES (?, ?, ?)", (pk, first, last))
+        last_of = dict(zip(flat[0::4], range(first, last + 1), strict=True))  # key id -> its last seq in this batch
+        conn.executemany(_NOTE_LAST, [(pk, kid, seq) for kid, seq in last_of.items()])
+
+    def _intern(self, conn: sqlite3.Connection, keys: list[str]) -> None:
+        for key in dict.fromkeys(keys):
+            if key not in self._key_ids:
+                conn.execute("INSERT OR IGNORE INTO metric_keys (key) VALUES (?)", (key,))
+                (kid,) = conn.execute("SELECT id FROM metric_keys WHERE key = ?", (key,)).fetchone()
+                self._key_ids[key] = int(kid)
+                self._fresh.append((self._key_ids, key))
 
     # -- read -----------------------------------------------------------------------------------------------
     def _read(self) -> sqlite3.Connection:
@@ -194,11 +244,7 @@ class SqliteBackend(Backend):
         run = Run(*row[1:])
         run.params = dict(conn.execute("SELECT key, value FROM params WHERE run = ?", (pk,)).fetchall())
         run.tags = dict(conn.execute("SELECT key, value FROM tags WHERE run = ?", (pk,)).fetchall())
-        last = conn.execute(
-            "SELECT key, value FROM metrics WHERE rowid IN (SELECT max(rowid) FROM metrics WHERE run = ? GROUP BY key)",
-            (pk,),
-        )
-        run.metrics = {k: (math.nan if v is None else v) for k, v in last}
+        run.metrics = {k: (math.nan if v is None else v) for k, v in conn.execute(_LAST_VALUES, (pk,))}
         return run
 
     def _pk(self, run_id: str) -> int:
@@ -208,10 +254,7 @@ class SqliteBackend(Backend):
         return int(row[0])
 
     def get_metric_history(self, run_id: str, key: str) -> list[tuple[int, float, float]]:
-        rows = self._read().execute(
-            "SELECT step, value, timestamp FROM metrics WHERE run = ? AND key = ? ORDER BY rowid",
-            (self._pk(run_id), key),
-        )
+        rows = self._read().execute(_HISTORY, (self._pk(run_id), key))
         return [(s, math.nan if v is None else v, t) for s, v, t in rows]
 
     def list_artifacts(self, run_id: str) -> list[str]:

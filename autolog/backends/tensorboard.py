@@ -93,12 +93,8 @@ class TensorBoardBackend(Backend):
         log = self._run(rec)
         # every event is built before any is added: a failure leaves nothing half-written for the retry to repeat
         events = [
-            Event(
-                wall_time=m.timestamp,
-                step=m.step,
-                summary=Summary(value=[Summary.Value(tag=m.key, simple_value=m.value)]),
-            )
-            for m in rec.metrics
+            Event(wall_time=ts, step=step, summary=Summary(value=[Summary.Value(tag=key, simple_value=value)]))
+            for key, value, step, ts in rec.metrics
         ]
         tags = {**(rec.start.tags if rec.start is not None else {}), **rec.tags}
         if tags:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import autolog
-from autolog.backends.sqlite import SqliteBackend
-from autolog.records import Artifact
+from autolog.backends._sqlite_schema import VERSION, StoreVersionError
+from autolog.backends.sqlite import ROWS, SqliteBackend
+from autolog.records import Artifact, Metric, RunRecords, RunStart
 
 
 def test_round_trip_through_the_async_writer(sqlite_store: str) -> None:
@@ -32,6 +36,20 @@ def test_round_trip_through_the_async_writer(sqlite_store: str) -> None:
     assert backend.list_artifacts(run.id) == ["notes/readme.txt"]
     assert backend.download_artifact(run.id, "notes/readme.txt").read_text() == "hello"
     assert got.end_time is not None and got.end_time >= got.start_time
+
+
+@pytest.mark.parametrize("n", [1, 3, ROWS - 1, ROWS, ROWS + 1, 3 * ROWS + 77])
+def test_metrics_of_any_count_are_stored_once_in_logged_order(tmp_path: Path, n: int) -> None:
+    """Metrics go in as multi-row INSERTs of ROWS rows and then powers of two: every count lands whole."""
+    store = SqliteBackend(f"sqlite:///{tmp_path / 'runs.db'}")
+    start = RunStart("r1", "Default", "chunks", 1.0)
+    rows = [("a" if i % 3 else "b", i / 7, i // 2, 100.0 + i) for i in range(n)]
+    rows[0] = Metric(*rows[0])  # a Metric and plain tuples alike
+    store.write([RunRecords("r1", start=start, metrics=list(rows))])
+    for key in ("a", "b"):
+        want = [(step, value, ts) for k, value, step, ts in rows if k == key]
+        assert store.get_metric_history("r1", key) == want
+    store.close()
 
 
 def test_child_runs_and_experiments(sqlite_store: str) -> None:
@@ -76,3 +94,75 @@ def test_two_processes_writing_one_store_at_once_lose_nothing(tmp_path: Path) ->
 def test_relative_and_absolute_uris(tmp_path: Path) -> None:
     assert SqliteBackend("sqlite:///rel/runs.db").path == Path("rel/runs.db")
     assert SqliteBackend(f"sqlite:///{tmp_path}/a.db").path == tmp_path / "a.db"
+
+
+V1_SCHEMA = """
+CREATE TABLE runs (pk INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, experiment TEXT NOT NULL, name TEXT NOT NULL,
+                   status TEXT NOT NULL, parent_id TEXT, start_time REAL NOT NULL, end_time REAL);
+CREATE TABLE params (run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (run, key));
+CREATE TABLE tags (run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (run, key));
+CREATE TABLE metrics (run INTEGER NOT NULL, key TEXT NOT NULL, step INTEGER NOT NULL, value REAL,
+                      timestamp REAL NOT NULL);
+CREATE INDEX metrics_run ON metrics (run);
+CREATE TABLE artifacts (run INTEGER NOT NULL, path TEXT NOT NULL, PRIMARY KEY (run, path));
+CREATE TABLE spool_marks (journal TEXT PRIMARY KEY, confirmed INTEGER NOT NULL);
+"""
+
+
+def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A store written by the first layout (text keys, one index) reads the same after the upgrade."""
+    db = tmp_path / "runs.db"
+    con = sqlite3.connect(db)
+    con.executescript(V1_SCHEMA)
+    con.execute("INSERT INTO runs VALUES (1, 'run-a', 'Default', 'a', 'FINISHED', NULL, 1.0, 9.0)")
+    con.execute("INSERT INTO runs VALUES (2, 'run-b', 'exp', 'b', 'RUNNING', 'run-a', 2.0, NULL)")
+    con.execute("INSERT INTO params VALUES (1, 'lr', '0.1')")
+    con.execute("INSERT INTO spool_marks VALUES ('j1', 640)")
+    for step in range(5):  # the two runs' rows interleaved, as two processes would write them
+        con.execute("INSERT INTO metrics VALUES (1, 'loss', ?, ?, ?)", (step, 1.0 / (step + 1), 10.0 + step))
+        con.execute("INSERT INTO metrics VALUES (2, 'acc', ?, ?, ?)", (step, None if step == 4 else step, 20.0))
+        con.execute("INSERT INTO metrics VALUES (1, 'lr', ?, ?, ?)", (step, 0.1, 10.0 + step))
+    con.commit()
+    con.close()
+
+    store = SqliteBackend(f"sqlite:///{db}")
+    a, b = store.get_run("run-a"), store.get_run("run-b")
+    assert (a.status, a.params, a.metrics) == ("FINISHED", {"lr": "0.1"}, {"loss": 0.2, "lr": 0.1})
+    assert b.parent_id == "run-a" and math.isnan(b.metrics["acc"])
+    assert store.get_metric_history("run-a", "loss") == [(s, 1.0 / (s + 1), 10.0 + s) for s in range(5)]
+    assert [v for _, v, _ in store.get_metric_history("run-b", "acc")][:4] == [0.0, 1.0, 2.0, 3.0]
+    assert store.spool_mark("j1") == 640
+    store.write([RunRecords("run-b", metrics=[("acc", 5.0, 5, 21.0)])])  # and it takes new values after them
+    assert [s for s, _, _ in store.get_metric_history("run-b", "acc")] == list(range(6))
+    store.close()
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == VERSION
+    by_hand = con.execute("SELECT run, count(*) FROM metrics GROUP BY run ORDER BY run").fetchall()
+    assert by_hand == [(1, 10), (2, 6)]  # the ``metrics`` view keeps SQL written for the old table working
+    con.close()
+
+
+def test_a_store_from_a_newer_autolog_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    con = sqlite3.connect(db)
+    con.execute(f"PRAGMA user_version = {VERSION + 1}")
+    con.close()
+    with pytest.raises(StoreVersionError, match="newer than this autolog"):
+        SqliteBackend(f"sqlite:///{db}").search_runs()
+
+
+def test_a_rolled_back_batch_leaves_no_cached_run_or_key_behind(tmp_path: Path) -> None:
+    """The pk and key id a failed transaction took are given back: another writer may take them meanwhile."""
+    uri = f"sqlite:///{tmp_path / 'runs.db'}"
+    mine, other = SqliteBackend(uri), SqliteBackend(uri)  # two writers, as two processes
+    start = RunStart("mine", "Default", "mine", 1.0)
+    with pytest.raises(OverflowError):  # a step SQLite cannot hold fails the whole batch, after the run's insert
+        mine.write([RunRecords("mine", start=start, metrics=[("loss", 1.0, 2**70, 1.0)])])
+    other.write(
+        [RunRecords("theirs", start=RunStart("theirs", "Default", "theirs", 2.0), metrics=[("acc", 7.0, 0, 2.0)])]
+    )
+    mine.write([RunRecords("mine", start=start, metrics=[("loss", 2.0, 1, 3.0)])])  # the writer's retry
+    assert mine.get_run("mine").metrics == {"loss": 2.0}
+    assert mine.get_run("theirs").metrics == {"acc": 7.0}
+    mine.close()
+    other.close()
