@@ -17,6 +17,7 @@ Flush: a marker record goes through the queue; its event is set once everything 
 
 from __future__ import annotations
 
+import operator
 import os
 import threading
 import time
@@ -42,6 +43,7 @@ ARTIFACT = "a"  # (ARTIFACT, run_id, Artifact)
 MARKER = "f"  # (MARKER, threading.Event)
 
 Record = tuple[Any, ...]
+_MIN_STEP, _MAX_STEP = -(1 << 63), (1 << 63) - 1  # what every store keeps as an integer
 
 
 class Writer:
@@ -304,6 +306,10 @@ class Writer:
             kind = record[0]
             if kind == METRICS:
                 run_id, step, ts, values = record[1:5]  # the spool appends more items
+                if type(step) is not int or not _MIN_STEP <= step <= _MAX_STEP:
+                    step = self._clean_step(step, values)
+                    if step is None:
+                        continue
                 rr = runs.get(run_id) or runs.setdefault(run_id, RunRecords(run_id))
                 metrics = rr.metrics
                 append = metrics.append
@@ -337,6 +343,27 @@ class Writer:
         if tensors:
             self._read_tensors(tensors)
         return list(runs.values())
+
+    def _clean_step(self, step: Any, values: dict[Any, Any]) -> int | None:
+        """A step as a 64-bit int (numpy and tensor integers, integral floats), or None: the call's metrics are then
+        refused, warned about with the step and the keys, and counted (a store would keep a numpy int as bytes, and
+        one past 64 bits would fail the whole batch)."""
+        try:
+            if isinstance(step, float) and step.is_integer():
+                step = int(step)
+            step = operator.index(step)
+            if _MIN_STEP <= step <= _MAX_STEP:
+                return step
+        except Exception:  # noqa: BLE001 - not an integer: refused below
+            pass
+        keys = ", ".join(repr(k) for k in list(values)[:5])
+        _errors.warn(
+            f"autolog: step {sanitize.safe_repr(step)[:80]!r} (type {type(step).__name__}) is not a 64-bit integer; "
+            f"the metrics logged with it ({keys}) are not logged",
+            once_key=f"badstep:{type(step).__name__}",
+        )
+        self.counters["dropped.bad_step"] += len(values)
+        return None
 
     def _clean_key(self, key: Any, clean: sanitize.KeySanitizer | None) -> str:
         if type(key) is not str:

@@ -182,3 +182,24 @@ def test_tensor_values_of_a_batch_are_read_together_exactly_and_bad_ones_are_ref
     assert got["one"] == [1.5, 2.5, 3.5] and got["after"] == [0.0, 1.0, 2.0]
     assert "many" not in got and "cplx" not in got
     assert session.writer().dropped() == {"non_numeric": 6}
+
+
+def test_steps_are_stored_as_64_bit_ints_and_bad_ones_are_refused_by_name(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A numpy int step reaches the store as an int (sqlite3 would bind it as 8 bytes of blob); an integral float
+    is an int; a step that is no integer, or past 64 bits, has its call refused with a warning naming the step and
+    the keys, counted, and the rest of the batch stored."""
+    autolog.enable(backend=f"sqlite:///{tmp_path / 'runs.db'}", spool=False)
+    with autolog.start_run() as run:
+        autolog.log_metrics({"a": 1.0}, step=np.int64(3))
+        autolog.log_metrics({"a": 2.0}, step=4.0)
+        with pytest.warns(autolog.AutologWarning, match=r"step '1180591620717411303424'.*'big'"):
+            autolog.log_metrics({"big": 3.0}, step=2**70)
+            assert autolog.flush(30)
+        with pytest.warns(autolog.AutologWarning, match=r"step 'x'.*'odd'"):
+            autolog.log_metrics({"odd": 4.0}, step="x")
+            assert autolog.flush(30)
+        autolog.log_metrics({"a": 5.0}, step=np.uint8(5))
+    history = autolog.get_metric_history(run.id, "a")
+    assert [(s, type(s), v) for s, v, _ in history] == [(3, int, 1.0), (4, int, 2.0), (5, int, 5.0)]
+    assert autolog.get_metric_history(run.id, "big") == [] and autolog.get_metric_history(run.id, "odd") == []
+    assert session.writer().dropped() == {"bad_step": 2}
