@@ -11,7 +11,9 @@ real async writer, then ``flush()``es. The MLflow HTTP mode talks to a real ``ml
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -54,6 +56,8 @@ def one(mode: str, n: int, url: str | None) -> dict[str, float]:
         seconds = time.perf_counter() - t0
     dropped = session.writer().dropped()
     assert not dropped, dropped
+    autolog.disable()
+    shutil.rmtree(tmp, ignore_errors=True)
     return {"seconds": seconds, "metrics": float(n), "metrics_per_s": n / seconds}
 
 
@@ -61,11 +65,13 @@ def drive(args: argparse.Namespace) -> None:
     from _mlflow_server import mlflow_server
 
     results: dict[str, list[dict[str, float]]] = {m: [] for m in args.modes}
-    with mlflow_server() as url:
+    needs_server = "mlflow-http" in args.modes
+    with mlflow_server() if needs_server else contextlib.nullcontext("") as url:
         for i in range(args.repeats):
             for mode in args.modes if i % 2 == 0 else list(reversed(args.modes)):
                 n = args.metrics or DEFAULT_METRICS.get(mode, 200_000)
-                cmd = [sys.executable, __file__, "--mode", mode, "--metrics", str(n), "--mlflow-url", url]
+                cmd = [sys.executable, __file__, "--mode", mode, "--metrics", str(n)]
+                cmd += ["--mlflow-url", url] if url else []
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
                 results[mode].append(json.loads(out.strip().splitlines()[-1]))
                 print(f"  {mode}: {results[mode][-1]['metrics_per_s']:,.0f} metrics/s", file=sys.stderr)
