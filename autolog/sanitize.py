@@ -101,12 +101,20 @@ def key_text(key: Any) -> str:
     return text
 
 
-class KeySanitizer:
-    """Rewrites keys a backend would refuse; warns once per key with the old and the new name."""
+def path_key(key: str) -> str:
+    """A key for a store that reads keys as "/" paths (MLflow): no empty, "." or ".." segment, never empty."""
+    if "/" not in key and key not in (".", ".."):
+        return key or "_"
+    return "/".join(p for p in key.split("/") if p not in ("", ".", "..")) or "_"
 
-    def __init__(self, forbidden: str | None, max_length: int | None) -> None:
+
+class KeySanitizer:
+    """Rewrites keys a backend would refuse; warns once per key with the old and the final name."""
+
+    def __init__(self, forbidden: str | None, max_length: int | None, paths: bool = False) -> None:
         self._pattern = re.compile(forbidden) if forbidden else None
         self._max = max_length
+        self._paths = paths
         self._cache: dict[str, str] = {}
 
     def __call__(self, key: str) -> str:
@@ -116,10 +124,12 @@ class KeySanitizer:
         new = key
         if self._pattern is not None:
             new = self._pattern.sub("_", new)
-        if not new:
-            new = "_"
         if self._max is not None and len(new) > self._max:
             new = new[: self._max]
+        if self._paths:  # after the cut: a cut can end a key with "/"; dropping segments only shortens it
+            new = path_key(new)
+        if not new:
+            new = "_"
         if new != key:
             _errors.warn(f"autolog: key {key!r} is not accepted by the backend; logged as {new!r}")
         self._cache[key] = new

@@ -290,10 +290,12 @@ class Writer:
     def _keys(self) -> sanitize.KeySanitizer | None:
         """The backend's key sanitiser, or None when it accepts every key (no per-key call then)."""
         limits = self.backend.limits
-        if limits.forbidden_key_chars is None and limits.max_key_length is None:
+        if limits.forbidden_key_chars is None and limits.max_key_length is None and not limits.path_keys:
             return None
         if self._sanitizer is None:
-            self._sanitizer = sanitize.KeySanitizer(limits.forbidden_key_chars, limits.max_key_length)
+            self._sanitizer = sanitize.KeySanitizer(
+                limits.forbidden_key_chars, limits.max_key_length, paths=bool(limits.path_keys)
+            )
         return self._sanitizer
 
     def _build(self, chunk: Iterable[Record]) -> Batch:

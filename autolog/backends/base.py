@@ -23,6 +23,7 @@ class Limits:
     max_param_value_length: int | None = None  # longer values: truncated, full value kept as an artifact
     max_tag_value_length: int | None = None
     forbidden_key_chars: str | None = None  # a regex character class of characters to replace with "_"
+    path_keys: bool | None = None  # keys are "/" paths: empty, "." and ".." segments are dropped ("a//b" -> "a/b")
 
 
 class Backend(ABC):

@@ -26,6 +26,8 @@ def combined_limits(limits: list[Limits]) -> Limits:
             values[f.name] = None
         elif f.name == "forbidden_key_chars":
             values[f.name] = "|".join(f"(?:{g})" for g in dict.fromkeys(given))
+        elif f.name == "path_keys":
+            values[f.name] = any(given)
         else:
             values[f.name] = min(given)  # type: ignore[type-var]
     return Limits(**values)  # type: ignore[arg-type]

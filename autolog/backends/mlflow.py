@@ -27,6 +27,7 @@ from typing import Any
 from autolog import _errors
 from autolog.backends.base import Backend, Limits, RunNotFound
 from autolog.records import Artifact, Batch, ModelArtifact, Run, RunRecords, RunStart
+from autolog.sanitize import path_key
 
 RUN_ID_TAG = "autolog.run_id"  # the autolog id of the MLflow run: finds it again on retry, re-export, read
 JOIN_TAG = "autolog.mlflow_run_id"  # set on the training thread when a user's mlflow.start_run() is active
@@ -40,6 +41,7 @@ MLFLOW_LIMITS = Limits(
     max_param_value_length=6000,  # MAX_PARAM_VAL_LENGTH
     max_tag_value_length=8000,  # MAX_TAG_VAL_LENGTH
     forbidden_key_chars=r"[^\w.\- :/]",  # _VALID_PARAM_AND_METRIC_NAMES (POSIX): alphanumerics _ - . space : /
+    path_keys=True,  # validation.path_not_unique: a key must be its own normalised path ("a//b", "./a", "/a" refused)
 )
 
 
@@ -57,9 +59,10 @@ def _ms(seconds: float) -> int:
 
 
 def _safe_key(key: str) -> str:
-    """MLflow refuses keys that would resolve to another path ('a//b', './a', '/a'): make them unique paths."""
-    parts = [p for p in key.split("/") if p not in ("", ".", "..")]
-    return "/".join(parts) or "_"
+    """MLflow refuses keys that would resolve to another path ('a//b', './a', '/a'): make them unique paths.
+
+    The writer already did so, with a warning (``path_keys``); this catches keys that did not come through it."""
+    return path_key(key)
 
 
 class MlflowBackend(Backend):

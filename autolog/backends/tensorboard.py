@@ -1,6 +1,8 @@
 """``tensorboard:<dir>`` — event files TensorBoard reads: ``tensorboard --logdir <dir>``.
 
-One sub-directory per run, ``<dir>/<experiment>/<run name>_<id8>``: metrics as scalars per step; params and the
+One sub-directory per run, ``<dir>/<experiment>/<run name>_<id8>``: metrics as scalars per step (TensorBoard keeps
+a scalar as a float32: values are rounded to it, and a finite value beyond its range reads back as +/-inf, with a
+warning naming the key); params and the
 run's status through the hparams plugin (written when the run ends, so every param is in one session); tags as
 one text summary; artifacts as plain files under ``<run dir>/artifacts/``. Write-only: read runs back with the
 store you fan out to beside it (e.g. ``backend=["sqlite:///...", "tensorboard:./tb"]``).
@@ -11,16 +13,19 @@ from __future__ import annotations
 import json
 import math
 import re
+import struct
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from autolog import _errors
 from autolog.backends.base import Backend, Limits
 from autolog.records import FAILED, FINISHED, KILLED, Batch, RunRecords, RunStart
 
 _UNSAFE = re.compile(r"[^\w.\-]+")
 RUN_FILE = "autolog-run.json"
+_FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _dir_name(text: str) -> str:
@@ -96,6 +101,9 @@ class TensorBoardBackend(Backend):
             Event(wall_time=ts, step=step, summary=Summary(value=[Summary.Value(tag=key, simple_value=value)]))
             for key, value, step, ts in rec.metrics
         ]
+        for m in rec.metrics:
+            if not -_FLOAT32_MAX <= m.value <= _FLOAT32_MAX and not math.isnan(m.value):
+                _warn_out_of_range(m.key, m.value)
         tags = {**(rec.start.tags if rec.start is not None else {}), **rec.tags}
         if tags:
             events.append(_text_event("tags", "\n".join(f"- **{k}**: {v}" for k, v in sorted(tags.items()))))
@@ -124,6 +132,19 @@ class TensorBoardBackend(Backend):
                         log.writer.add_event(event)
                 log.writer.close()
             self._runs.clear()
+
+
+def _warn_out_of_range(key: str, value: float) -> None:
+    """A finite value float32 cannot hold (simple_value is a float32) reads back as +/-inf: say so, once per key."""
+    try:
+        struct.pack("<f", value)  # rounds to float32; raises only where the result would be infinite
+    except OverflowError:
+        sign = "-" if value < 0 else ""
+        _errors.warn(
+            f"autolog: metric {key!r} = {value!r} is beyond the float32 range TensorBoard stores; "
+            f"it reads back as {sign}inf",
+            once_key=f"tensorboard-float32:{key}",
+        )
 
 
 def _text_event(tag: str, text: str) -> Any:

@@ -50,3 +50,4 @@ def test_one_failing_backend_does_not_stop_the_others(tmp_path: Path) -> None:
 def test_limits_are_the_strictest_of_all(tmp_path: Path) -> None:
     fan = open_backend([f"sqlite:///{tmp_path / 'a.db'}", "mlflow+http://127.0.0.1:9"])
     assert fan.limits.max_records_per_write == 1000 and fan.limits.max_key_length == 250
+    assert fan.limits.path_keys  # MLflow's "/" path keys: "a//b" is "a/b" in the SQLite store beside it too

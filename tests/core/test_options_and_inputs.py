@@ -126,6 +126,29 @@ def test_keys_a_backend_rejects_are_sanitised_with_old_and_new_named() -> None:
     assert _logged(backend, run.id) == {"val_acc_1": [0.5]}
 
 
+class PathKeysBackend(MemoryBackend):
+    """A backend that reads keys as "/" paths, as MLflow does."""
+
+    from autolog.backends.base import Limits
+
+    limits = Limits(max_key_length=10, path_keys=True)
+
+
+def test_path_keys_lose_empty_and_dot_segments_with_old_and_new_named() -> None:
+    backend = PathKeysBackend("paths:")
+    autolog.enable(backend=backend, sync=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with autolog.start_run() as run:
+            autolog.log_metrics({"/a//b/./c": 1.0, "..": 2.0, "x/y": 3.0, "abcdefghi/j": 4.0}, step=0)
+    messages = [str(w.message) for w in caught]
+    # "abcdefghi/j" is cut to 10 characters first ("abcdefghi/"), then its empty last segment goes
+    assert _logged(backend, run.id) == {"a/b/c": [1.0], "_": [2.0], "x/y": [3.0], "abcdefghi": [4.0]}
+    for old, new in (("/a//b/./c", "a/b/c"), ("..", "_"), ("abcdefghi/j", "abcdefghi")):
+        assert any(repr(old) in m and repr(new) in m for m in messages), (old, messages)
+    assert not any("'x/y'" in m for m in messages)
+
+
 def test_long_param_values_are_truncated_with_the_full_value_kept_as_an_artifact() -> None:
     backend = StrictBackend("strict:")
     autolog.enable(backend=backend, sync=True)
