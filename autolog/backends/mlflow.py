@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from autolog.sanitize import path_key
 RUN_ID_TAG = "autolog.run_id"  # the autolog id of the MLflow run: finds it again on retry, re-export, read
 JOIN_TAG = "autolog.mlflow_run_id"  # set on the training thread when a user's mlflow.start_run() is active
 PARENT_TAG = "mlflow.parentRunId"
+
+_PARAM_CHANGED = "Changing param values is not allowed"  # MLflow's message when a request changes one
 
 MLFLOW_LIMITS = Limits(
     max_records_per_write=1000,  # mlflow.utils.validation.MAX_ENTITIES_PER_BATCH
@@ -76,6 +79,8 @@ class MlflowBackend(Backend):
         self._ids: dict[str, str] = {}  # autolog run id -> MLflow run id
         self._joined: set[str] = set()  # autolog ids whose MLflow run belongs to the user: never ended by us
         self._experiments: dict[str, str] = {}  # name -> id
+        self._params: dict[str, dict[str, str]] = {}  # MLflow run id -> params it holds (as far as we know)
+        self._dropped: Counter[str] = Counter()
         self._pid = os.getpid()
 
     # -- client -------------------------------------------------------------------------------------------
@@ -107,14 +112,55 @@ class MlflowBackend(Backend):
         if rec.start is not None and rec.run_id in self._joined:
             tags.update(self._start_tags(rec.start, joined=True))
         metrics = [Metric(_safe_key(key), value, _ms(ts), step) for key, value, step, ts in rec.metrics]
-        params = [Param(_safe_key(k), v) for k, v in rec.params.items()]
+        wanted = {_safe_key(k): v for k, v in rec.params.items()}
+        fresh, changed = self._new_params(run_id, wanted)
+        params = [Param(k, v) for k, v in fresh.items()]
         run_tags = [RunTag(_safe_key(k), v) for k, v in tags.items()]
         if metrics or params or run_tags:
-            self.client.log_batch(run_id, metrics=metrics, params=params, tags=run_tags, synchronous=True)
+            try:
+                self.client.log_batch(run_id, metrics=metrics, params=params, tags=run_tags, synchronous=True)
+            except Exception as exc:
+                if not params or _PARAM_CHANGED not in str(exc):
+                    raise
+                # a value set before this process knew (a joined run, a replayed journal): learn them, send again
+                self._params[run_id] = dict(self.client.get_run(run_id).data.params)
+                fresh, changed = self._new_params(run_id, wanted)
+                params = [Param(k, v) for k, v in fresh.items()]
+                self.client.log_batch(run_id, metrics=metrics, params=params, tags=run_tags, synchronous=True)
+            self._params.setdefault(run_id, {}).update((p.key, p.value) for p in params)
+        self._report_changed(run_id, rec.run_id, changed)
         for art in rec.artifacts:
             self._log_artifact(run_id, art)
         if rec.end is not None and rec.run_id not in self._joined:
             self.client.set_terminated(run_id, status=rec.end.status, end_time=_ms(rec.end.end_time))
+
+    def _new_params(self, run_id: str, wanted: dict[str, str]) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+        """The params MLflow does not hold yet, and those it holds with another value: {key: (old, new)}."""
+        known = self._params.get(run_id)
+        if not known:
+            return wanted, {}
+        out, changed = {}, {}
+        for key, value in wanted.items():
+            old = known.get(key)
+            if old is None:
+                out[key] = value
+            elif old != value:
+                changed[key] = (old, value)
+        return out, changed
+
+    def _report_changed(self, run_id: str, autolog_id: str, changed: dict[str, tuple[str, str]]) -> None:
+        """MLflow keeps a param's first value and refuses the whole request that changes one: a changed value is
+        left out, warned about with both values, and counted."""
+        for key, (old, new) in changed.items():
+            self._dropped["param_changed"] += 1
+            _errors.warn(
+                f"autolog: param {key!r} of run {autolog_id} is already {old[:100]!r} in MLflow, which keeps a "
+                f"param's first value; {new[:100]!r} is not logged (use another key, or a tag)",
+                once_key=f"param-changed:{run_id}:{key}",
+            )
+
+    def dropped(self) -> dict[str, int]:
+        return dict(self._dropped)
 
     def _log_artifact(self, run_id: str, art: Artifact) -> None:
         from autolog.backends import _mlflow_models

@@ -101,9 +101,9 @@ class TensorBoardBackend(Backend):
             Event(wall_time=ts, step=step, summary=Summary(value=[Summary.Value(tag=key, simple_value=value)]))
             for key, value, step, ts in rec.metrics
         ]
-        for m in rec.metrics:
-            if not -_FLOAT32_MAX <= m.value <= _FLOAT32_MAX and not math.isnan(m.value):
-                _warn_out_of_range(m.key, m.value)
+        for key, value, _, _ in rec.metrics:
+            if not -_FLOAT32_MAX <= value <= _FLOAT32_MAX and not math.isnan(value):
+                _warn_out_of_range(key, value)
         tags = {**(rec.start.tags if rec.start is not None else {}), **rec.tags}
         if tags:
             events.append(_text_event("tags", "\n".join(f"- **{k}**: {v}" for k, v in sorted(tags.items()))))

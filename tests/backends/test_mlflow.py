@@ -194,3 +194,30 @@ def test_server_killed_mid_run_every_metric_arrives_in_order_once(
         assert [m.step for m in history] == list(range(n)), key
         assert [m.value for m in history] == [fn(s) for s in range(n)], key
     assert client.get_run(mid).info.status == "FINISHED"
+
+
+def test_a_changed_param_is_warned_and_left_out_and_the_run_goes_on(mlflow_uri: str) -> None:
+    """MLflow keeps a param's first value and refuses a whole request that changes one: the changed value is left
+    out with a warning naming both values and counted, and everything else in that batch and after it arrives
+    (it used to put the writer into a permanent outage). Also when the first value was set by someone else."""
+    autolog.enable(backend=f"mlflow+{mlflow_uri}", flush_interval=0.05)
+    mlflow.set_experiment("exp-param-changed")
+    with mlflow.start_run(run_name="mine") as mine:
+        mlflow.log_param("set_by_user", "a")
+        with autolog.start_run("inner"):
+            autolog.log_params({"lr": 0.1})
+            assert autolog.flush(30)
+            with pytest.warns(autolog.AutologWarning) as caught:
+                autolog.log_params({"lr": 0.2, "batch_size": 32, "set_by_user": "b"})
+                autolog.log_metrics({"acc": 0.5}, step=0)
+                assert autolog.flush(30)
+            autolog.log_metrics({"acc": 0.75}, step=1)
+    assert autolog.flush(30)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "'lr'" in messages and "'0.1'" in messages and "'0.2'" in messages
+    assert "'set_by_user'" in messages and "'a'" in messages and "'b'" in messages
+    run = MlflowClient().get_run(mine.info.run_id)
+    assert run.data.params == {"lr": "0.1", "batch_size": "32", "set_by_user": "a"}
+    history = MlflowClient().get_metric_history(mine.info.run_id, "acc")
+    assert [(m.step, m.value) for m in history] == [(0, 0.5), (1, 0.75)]
+    assert autolog.session.writer().dropped() == {"param_changed": 2}
