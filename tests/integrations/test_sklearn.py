@@ -309,17 +309,35 @@ def test_post_training_metrics_can_be_turned_off(iris) -> None:
     assert run.metrics == {}
 
 
+def _classifier(name: str):  # type: ignore[no-untyped-def]
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression, SGDClassifier
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    return {
+        "logistic": lambda: LogisticRegression(max_iter=300),
+        "forest": lambda: RandomForestClassifier(n_estimators=5, random_state=0),
+        "tree": lambda: DecisionTreeClassifier(max_depth=3),  # few leaves: tied probabilities
+        "naive_bayes": GaussianNB,
+        "hist_boosting": lambda: HistGradientBoostingClassifier(max_iter=5),
+        "knn": lambda: KNeighborsClassifier(n_neighbors=7),  # not listed: its predict is called
+        "sgd": lambda: SGDClassifier(loss="modified_huber", random_state=0),
+    }[name]()
+
+
+@pytest.mark.parametrize("name", ["logistic", "forest", "tree", "naive_bayes", "hist_boosting", "knn", "sgd"])
 @pytest.mark.parametrize("n_classes", [2, 3])
-def test_numpy_training_metrics_equal_sklearn_metrics(n_classes: int) -> None:
+def test_numpy_training_metrics_equal_sklearn_metrics(n_classes: int, name: str) -> None:
     from sklearn import metrics
     from sklearn.datasets import make_classification
-    from sklearn.linear_model import LogisticRegression
 
     from autolog.integrations.sklearn import _log
 
     x, y = make_classification(n_samples=300, n_classes=n_classes, n_informative=4, flip_y=0.2, random_state=1)
     labels = np.array(["a", "b", "c"])[y]  # string labels
-    model = LogisticRegression(max_iter=300).fit(x, labels)
+    model = _classifier(name).fit(x, labels)
     got = _log.training_metrics(model, x, labels)
     pred, proba = model.predict(x), model.predict_proba(x)
     p, r, f, _ = metrics.precision_recall_fscore_support(labels, pred, average="weighted", zero_division=0)
@@ -338,6 +356,29 @@ def test_numpy_training_metrics_equal_sklearn_metrics(n_classes: int) -> None:
             "training_roc_auc": auc,
         }
     )
+
+
+def test_predict_is_called_unless_it_is_the_most_probable_class_by_construction(iris) -> None:
+    """Predictions come from predict_proba only for the classes listed in MOST_PROBABLE; a subclass that overrides
+    predict, or any other classifier, has its own predict called."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import SVC
+
+    from autolog.integrations.sklearn import _log
+
+    calls: list[int] = []
+
+    class Shifted(LogisticRegression):
+        def predict(self, x):  # type: ignore[no-untyped-def]
+            calls.append(len(x))
+            return super().predict(x)
+
+    x, y = iris
+    assert _log._predicts_most_probable(LogisticRegression)
+    assert not _log._predicts_most_probable(Shifted)
+    assert not _log._predicts_most_probable(SVC)
+    _log.training_metrics(Shifted(max_iter=300).fit(x, y), x, y)
+    assert calls == [len(x)]
 
 
 def test_numpy_regression_metrics_equal_sklearn_metrics() -> None:

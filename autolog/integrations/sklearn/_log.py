@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pickle
 from pathlib import Path
 from typing import Any
@@ -40,24 +41,49 @@ def params_of(estimator: Any, prefix: str = "") -> dict[str, Any]:
 
 # -- training metrics ---------------------------------------------------------------------------------------------
 def sample(x: Any, y: Any) -> tuple[Any, Any]:
-    """At most MAX_SAMPLE rows of (x, y), a fixed random subset, copied (the user may change x after fit)."""
-    import numpy as np
-    from sklearn.utils import _safe_indexing
-    from sklearn.utils.validation import _num_samples
+    """At most MAX_SAMPLE rows of (x, y): a fixed random subset (the same rows for the same row count).
 
-    n = _num_samples(x)
-    rows = np.arange(n)
-    if n > MAX_SAMPLE:
-        rows = np.sort(np.random.default_rng(0).choice(n, MAX_SAMPLE, replace=False))
+    Not a copy when every row is used: the metrics are computed before ``fit`` returns, so the user cannot have
+    changed ``x`` yet. numpy arrays are indexed directly; anything else goes through scikit-learn's indexing.
+    """
+    import numpy as np
+
+    n = x.shape[0] if isinstance(x, np.ndarray) else _num_samples(x)
+    if n <= MAX_SAMPLE:
+        return x, y
+    rows = _rows(n)
+    if isinstance(x, np.ndarray) and (y is None or isinstance(y, np.ndarray)):
+        return x[rows], (None if y is None else y[rows])
+    from sklearn.utils import _safe_indexing
+
     return _safe_indexing(x, rows), (None if y is None else _safe_indexing(y, rows))
+
+
+def _num_samples(x: Any) -> int:
+    from sklearn.utils.validation import _num_samples as count
+
+    return int(count(x))
+
+
+@functools.lru_cache(maxsize=8)
+def _rows(n: int) -> Any:
+    """MAX_SAMPLE sorted row numbers out of ``n``, drawn once per ``n`` (drawing costs more than the indexing)."""
+    import numpy as np
+
+    rows = np.sort(np.random.default_rng(0).choice(n, MAX_SAMPLE, replace=False))
+    rows.flags.writeable = False
+    return rows
 
 
 def training_metrics(estimator: Any, x: Any, y: Any) -> dict[str, float]:
     """The usual metrics of the estimator's kind on a bounded sample of the training data."""
+    from sklearn import config_context
     from sklearn.base import is_classifier, is_regressor
 
     xs, ys = sample(x, y)
-    with patching.suppress():
+    # assume_finite: the sample is training data that fit has just validated; checking it again in each predict
+    # would cost more than the arithmetic of the predict itself
+    with patching.suppress(), config_context(assume_finite=True):
         if is_classifier(estimator) and ys is not None:
             return _classifier(estimator, xs, ys)
         if is_regressor(estimator) and ys is not None:
@@ -77,42 +103,93 @@ def _score(estimator: Any, xs: Any, ys: Any) -> dict[str, float]:
         return {}
 
 
+# Classifiers whose ``predict`` is, by construction, the most probable class of their ``predict_proba`` (an argmax
+# of the same scores, or of scores that predict_proba maps monotonically): {predict: the predict_proba it pairs
+# with}. Their predictions are taken from predict_proba, which saves a second pass through scikit-learn's input
+# validation. (Rounding can make two probabilities equal where the scores differed by ~1e-16; then the first class
+# wins.) Any other classifier, or a subclass that overrides either method, gets its own predict called.
+MOST_PROBABLE = {
+    "sklearn.linear_model._base.LinearClassifierMixin.predict": "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.ensemble._forest.ForestClassifier.predict": "sklearn.ensemble._forest.ForestClassifier",
+    "sklearn.tree._classes.BaseDecisionTree.predict": "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.naive_bayes._BaseNB.predict": "sklearn.naive_bayes._BaseNB",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier.predict": (
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier"
+    ),
+}
+
+
 def _classifier(estimator: Any, xs: Any, ys: Any) -> dict[str, float]:
     import numpy as np
 
+    truth = np.asarray(ys)
+    if truth.ndim != 1:  # multi-output / multi-label: not these metrics
+        return {}
+    proba = _proba(estimator, xs)
     try:
-        pred = np.asarray(estimator.predict(xs))
-        truth = np.asarray(ys)
-        if pred.ndim != 1 or truth.ndim != 1:  # multi-output / multi-label: not these metrics
+        if proba is not None and _predicts_most_probable(type(estimator)):
+            pred = np.asarray(estimator.classes_).take(proba.argmax(axis=1))
+        else:
+            pred = np.asarray(estimator.predict(xs))
+        if pred.ndim != 1:
             return {}
+        labels, true_idx = np.unique(truth, return_inverse=True)
+        true_idx = true_idx.reshape(-1)
         out = {"training_accuracy_score": float(np.mean(pred == truth))}
-        out.update(_weighted_prf(truth, pred))
+        out.update(_weighted_prf(labels, true_idx, pred))
     except NOT_APPLICABLE:
         return {}
-    out.update(_proba_metrics(estimator, xs, truth))
+    if proba is not None:
+        out.update(_proba_metrics(np.asarray(estimator.classes_), proba, labels, true_idx))
     return out
+
+
+def _qualname(function: Any) -> str:
+    function = getattr(function, "__wrapped__", function)  # the post-training metrics' wrapper
+    return f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}"
+
+
+def _predicts_most_probable(cls: type) -> bool:
+    owner = MOST_PROBABLE.get(_qualname(getattr(cls, "predict", None)))
+    return owner is not None and _qualname(getattr(cls, "predict_proba", None)) == f"{owner}.predict_proba"
+
+
+def _proba(estimator: Any, xs: Any) -> Any:
+    """``predict_proba(xs)`` as a float array with a column per class, or None (not available, or not that)."""
+    import numpy as np
+
+    if not hasattr(estimator, "predict_proba"):
+        return None
+    try:
+        proba = np.asarray(estimator.predict_proba(xs), dtype=float)
+        n_classes = len(estimator.classes_)
+    except (*NOT_APPLICABLE, KeyError):
+        return None
+    return proba if proba.ndim == 2 and proba.shape[1] == n_classes >= 2 else None
 
 
 # The metrics below are computed with numpy rather than sklearn.metrics: its input validation costs milliseconds a
 # call, more than the whole logging budget of a small fit. tests/integrations/test_sklearn.py checks that they
 # equal sklearn.metrics' values.
-def _weighted_prf(truth: Any, pred: Any) -> dict[str, float]:
-    """precision, recall and F1 averaged with support weights, zero_division=0 (sklearn's average="weighted")."""
+def _weighted_prf(labels: Any, true_idx: Any, pred: Any) -> dict[str, float]:
+    """precision, recall and F1 averaged with support weights, zero_division=0 (sklearn's average="weighted").
+
+    ``labels``: the sorted distinct true labels; ``true_idx``: each true label's index in them. A predicted label
+    that is no true label has no support: it only counts as a miss, as in sklearn."""
     import numpy as np
 
-    labels, true_idx = np.unique(truth, return_inverse=True)
-    at = np.clip(np.searchsorted(labels, pred), 0, len(labels) - 1)  # vectorised: no Python loop per row
-    pred_idx = np.where(labels[at] == pred, at, -1)
     k = len(labels)
+    at = np.minimum(np.searchsorted(labels, pred), k - 1)  # vectorised: no Python loop per row
+    pred_idx = np.where(labels[at] == pred, at, -1)
     hit = pred_idx == true_idx
-    tp = np.bincount(true_idx[hit], minlength=k).astype(float)
-    support = np.bincount(true_idx, minlength=k).astype(float)
-    predicted = np.bincount(pred_idx[pred_idx >= 0], minlength=k).astype(float)
+    tp = np.bincount(true_idx[hit], minlength=k)
+    support = np.bincount(true_idx, minlength=k)
+    predicted = np.bincount(pred_idx[pred_idx >= 0], minlength=k)
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(predicted > 0, tp / predicted, 0.0)
-        recall = np.where(support > 0, tp / support, 0.0)
+        recall = tp / support  # every label here has support
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    weights = support / support.sum()
+    weights = support / len(true_idx)
     return {
         "training_precision_score": float(precision @ weights),
         "training_recall_score": float(recall @ weights),
@@ -120,42 +197,45 @@ def _weighted_prf(truth: Any, pred: Any) -> dict[str, float]:
     }
 
 
-def _proba_metrics(estimator: Any, xs: Any, truth: Any) -> dict[str, float]:
+def _proba_metrics(classes: Any, proba: Any, labels: Any, true_idx: Any) -> dict[str, float]:
+    """log loss and ROC AUC (one-vs-rest, macro, for more than two classes) from ``predict_proba``."""
     import numpy as np
 
-    if not hasattr(estimator, "predict_proba"):
-        return {}
     try:
-        proba = np.asarray(estimator.predict_proba(xs), dtype=float)
-        classes = list(estimator.classes_)
-        if proba.ndim != 2 or proba.shape[1] != len(classes) or len(classes) < 2:
-            return {}
-        order = np.argsort(np.asarray(classes))
-        at = np.searchsorted(np.asarray(classes)[order], truth)
-        if np.any(at >= len(classes)) or np.any(np.asarray(classes)[order][at] != truth):
+        order = np.argsort(classes)
+        at = np.searchsorted(classes[order], labels)
+        if at.max() >= len(classes) or np.any(classes[order][at] != labels):
             return {}  # a training label the classifier does not know
-        column = order[at]
-    except (*NOT_APPLICABLE, KeyError, TypeError):
+    except TypeError:  # labels and classes of types that do not compare
         return {}
-    eps = np.finfo(float).eps
-    rows = proba / proba.sum(axis=1, keepdims=True)
-    out = {"training_log_loss": float(-np.mean(np.log(np.clip(rows[np.arange(len(column)), column], eps, 1))))}
-    present = np.unique(column)
-    if len(classes) == 2 and len(present) == 2:
+    column = order[at][true_idx]  # each row's true class, as a column of proba
+    picked = proba[np.arange(len(column)), column] / proba.sum(axis=1)
+    out = {"training_log_loss": float(-np.mean(np.log(np.clip(picked, np.finfo(float).eps, 1))))}
+    if len(classes) == 2 and len(labels) == 2:
         out["training_roc_auc"] = _binary_auc(column == 1, proba[:, 1])
-    elif len(classes) > 2 and len(present) == len(classes):  # one-vs-rest, macro average
+    elif len(classes) > 2 and len(labels) == len(classes):  # one-vs-rest, macro average
         out["training_roc_auc"] = float(np.mean([_binary_auc(column == c, proba[:, c]) for c in range(len(classes))]))
     return out
 
 
 def _binary_auc(positive: Any, score: Any) -> float:
-    """ROC AUC as the Mann-Whitney statistic, ties counted half (what sklearn's roc_auc_score gives)."""
-    from scipy.stats import rankdata
+    """ROC AUC as the Mann-Whitney statistic, ties counted half (what sklearn's roc_auc_score gives).
 
-    ranks = rankdata(score)
+    Ranks from one argsort; tied scores get their group's average rank (scipy's ``rankdata`` costs several times
+    more for a thousand rows)."""
+    import numpy as np
+
+    order = np.argsort(score)
+    ordered = score[order]
     n_pos = int(positive.sum())
     n_neg = len(positive) - n_pos
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    if (ordered[1:] == ordered[:-1]).any():
+        _, inverse, counts = np.unique(ordered, return_inverse=True, return_counts=True)
+        ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse.reshape(-1)]  # average rank of each tie group
+        rank_sum = float(ranks[positive[order]].sum())
+    else:
+        rank_sum = float(np.flatnonzero(positive[order]).sum() + n_pos)  # ranks are 1-based positions
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def _regressor(estimator: Any, xs: Any, ys: Any) -> dict[str, float]:
