@@ -52,8 +52,9 @@ def load_from_dir(directory: Path) -> Any:
 
 
 def load_model(run_id: str, path: str = MODEL_PATH) -> Any:
-    """The model logged in run ``run_id``, loaded with its framework."""
+    """The model logged in run ``run_id``, loaded with its framework (after a flush of what this process logged)."""
     from autolog import session
 
+    session.flush(session.options().shutdown_timeout)
     local = session.backend().download_artifact(run_id, path)
     return load_from_dir(Path(local))

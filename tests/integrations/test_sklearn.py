@@ -272,6 +272,33 @@ def test_end_to_end_through_sqlite(sqlite_store: str, iris) -> None:
     np.testing.assert_array_equal(autolog.load_model(run.id).predict(x), model.predict(x))
 
 
+@pytest.mark.parametrize("spool", [True, False])
+def test_a_fit_waits_for_the_store_only_when_the_spool_is_off(tmp_path, iris, spool: bool) -> None:
+    """With the spool on, the run's records are in the journal when fit returns: the fit does not wait for the
+    store; reads and load_model still see the run and its model. With it off, the end of the fit waits."""
+    from sklearn.linear_model import LogisticRegression
+
+    from autolog.writer import Writer
+
+    autolog.enable(backend=f"sqlite:///{tmp_path / 'runs.db'}", spool=spool, flush_interval=60)
+    x, y = iris
+    LogisticRegression(max_iter=300).fit(x, y)  # the writer is started
+    flushes: list[float | None] = []
+    original = Writer.flush
+
+    def counting(self: Writer, timeout: float | None = None) -> bool:
+        flushes.append(timeout)
+        return original(self, timeout)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Writer, "flush", counting)
+        model = LogisticRegression(C=0.5, max_iter=300).fit(x, y)
+    assert len(flushes) == (0 if spool else 1)
+    run = autolog.search_runs()[0]
+    assert run.status == "FINISHED" and run.params["C"] == "0.5"
+    np.testing.assert_array_equal(autolog.load_model(run.id).predict(x), model.predict(x))
+
+
 def test_post_training_metrics_are_recorded_in_the_models_run(iris) -> None:
     from sklearn.metrics import accuracy_score  # imported before enable(): still traced
 

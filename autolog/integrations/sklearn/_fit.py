@@ -97,6 +97,15 @@ class FitCall(RunCall):
         self.estimator = estimator
         self.run.log_params(_log.params_of(estimator))
 
+    def wait_at_end(self) -> bool:
+        # A fit often takes milliseconds, and a search or a loop makes thousands: waiting for the store at the end
+        # of each one would add about as much again. With the spool on, the run's start, params, metrics and end
+        # are in the crash-durable journal when fit returns; the writer sends them and the model file with its next
+        # batch (within flush_interval), and reads, flush() and exit wait for that. (A SIGKILL in that interval
+        # loses the model file: artifacts are never journaled.) With the spool off, the wait stays: nothing else
+        # keeps a returned fit's records safe.
+        return not session.spooled()
+
     def finish(self, result: Any) -> None:
         try:
             self._log_results()
