@@ -33,10 +33,39 @@ def render(value: Any) -> Any:
 
 def params_of(estimator: Any, prefix: str = "") -> dict[str, Any]:
     try:
-        raw = estimator.get_params(deep=True)
+        raw = _get_params(estimator)
     except NOT_APPLICABLE:  # a third-party estimator whose get_params breaks the BaseEstimator contract
         return {}
     return {f"{prefix}{key}": render(value) for key, value in raw.items()}
+
+
+def _get_params(estimator: Any) -> dict[str, Any]:
+    """``estimator.get_params(deep=True)``. For a class that keeps BaseEstimator's ``get_params`` and
+    ``_get_param_names``, the same loop with the names cached per class: BaseEstimator reads them from the
+    ``__init__`` signature with ``inspect`` on every call, most of the cost of a small estimator's params."""
+    names = _param_names(type(estimator))
+    if names is None:
+        return dict(estimator.get_params(deep=True))
+    out: dict[str, Any] = {}
+    for key in names:
+        value = getattr(estimator, key)
+        if hasattr(value, "get_params") and not isinstance(value, type):
+            out.update((f"{key}__{k}", v) for k, v in _get_params(value).items())
+        out[key] = value
+    return out
+
+
+@functools.lru_cache(maxsize=512)
+def _param_names(cls: type) -> tuple[str, ...] | None:
+    """The parameter names of a class whose params BaseEstimator's own code lists, else None."""
+    from sklearn.base import BaseEstimator
+
+    own = getattr(cls, "_get_param_names", None)
+    if getattr(cls, "get_params", None) is not BaseEstimator.get_params or getattr(own, "__func__", None) is not (
+        BaseEstimator._get_param_names.__func__  # type: ignore[attr-defined]
+    ):
+        return None
+    return tuple(cls._get_param_names())  # type: ignore[attr-defined]
 
 
 # -- training metrics ---------------------------------------------------------------------------------------------
@@ -126,21 +155,21 @@ def _classifier(estimator: Any, xs: Any, ys: Any) -> dict[str, float]:
     if truth.ndim != 1:  # multi-output / multi-label: not these metrics
         return {}
     proba = _proba(estimator, xs)
+    classes = np.asarray(getattr(estimator, "classes_", ()))
     try:
-        if proba is not None and _predicts_most_probable(type(estimator)):
-            pred = np.asarray(estimator.classes_).take(proba.argmax(axis=1))
-        else:
+        pred = None
+        if proba is None or not _predicts_most_probable(type(estimator)):
             pred = np.asarray(estimator.predict(xs))
-        if pred.ndim != 1:
-            return {}
-        labels, true_idx = np.unique(truth, return_inverse=True)
-        true_idx = true_idx.reshape(-1)
-        out = {"training_accuracy_score": float(np.mean(pred == truth))}
-        out.update(_weighted_prf(labels, true_idx, pred))
+            if pred.ndim != 1:
+                return {}
+        labels, true_idx, pred_idx = _encoded(classes, truth, pred, proba)
     except NOT_APPLICABLE:
         return {}
+    out, present = _count_metrics(true_idx, pred_idx, len(labels))
     if proba is not None:
-        out.update(_proba_metrics(np.asarray(estimator.classes_), proba, labels, true_idx))
+        column = true_idx if labels is classes else _columns(classes, labels, true_idx)
+        if column is not None:
+            out.update(_proba_metrics(proba, column, present))
     return out
 
 
@@ -168,54 +197,102 @@ def _proba(estimator: Any, xs: Any) -> Any:
     return proba if proba.ndim == 2 and proba.shape[1] == n_classes >= 2 else None
 
 
+def _encoded(classes: Any, truth: Any, pred: Any, proba: Any) -> tuple[Any, Any, Any]:
+    """(labels, true_idx, pred_idx): the true and predicted labels as indices into the sorted ``labels`` (-1 for a
+    predicted label that is none of them). ``pred`` None: the most probable class of ``proba``.
+
+    ``labels`` is ``classes`` itself (the classifier's ``classes_``) when it is sorted and holds every true label,
+    as scikit-learn's do: then proba's columns are the labels' indices and the most probable class is its column;
+    otherwise the distinct true labels."""
+    import numpy as np
+
+    if _ascending(classes):
+        true_idx = _indices(classes, truth)
+        if true_idx.min() >= 0:
+            return classes, true_idx, proba.argmax(axis=1) if pred is None else _indices(classes, pred)
+    if pred is None:
+        pred = classes.take(proba.argmax(axis=1))
+    labels, true_idx = np.unique(truth, return_inverse=True)
+    return labels, true_idx.reshape(-1), _indices(labels, pred)
+
+
+def _ascending(classes: Any) -> bool:
+    import numpy as np
+
+    try:
+        return classes.ndim == 1 and len(classes) > 1 and bool(np.all(classes[1:] > classes[:-1]))
+    except TypeError:  # labels of types that do not compare
+        return False
+
+
+def _indices(labels: Any, values: Any) -> Any:
+    """Each value's index in the sorted ``labels``, -1 where it is not one of them (vectorised, no Python loop)."""
+    import numpy as np
+
+    at = np.searchsorted(labels, values)
+    np.minimum(at, len(labels) - 1, out=at)
+    return np.where(labels[at] == values, at, -1)
+
+
 # The metrics below are computed with numpy rather than sklearn.metrics: its input validation costs milliseconds a
 # call, more than the whole logging budget of a small fit. tests/integrations/test_sklearn.py checks that they
 # equal sklearn.metrics' values.
-def _weighted_prf(labels: Any, true_idx: Any, pred: Any) -> dict[str, float]:
-    """precision, recall and F1 averaged with support weights, zero_division=0 (sklearn's average="weighted").
-
-    ``labels``: the sorted distinct true labels; ``true_idx``: each true label's index in them. A predicted label
-    that is no true label has no support: it only counts as a miss, as in sklearn."""
+def _count_metrics(true_idx: Any, pred_idx: Any, k: int) -> tuple[dict[str, float], int]:
+    """Accuracy, and precision, recall and F1 averaged with support weights, zero_division=0 (sklearn's
+    ``average="weighted"``), from per-label counts; and how many labels occur in the truth. The sums over the
+    labels run in Python: a few labels cost less that way than a dozen numpy calls on arrays of that length."""
     import numpy as np
 
-    k = len(labels)
-    at = np.minimum(np.searchsorted(labels, pred), k - 1)  # vectorised: no Python loop per row
-    pred_idx = np.where(labels[at] == pred, at, -1)
+    n = len(true_idx)
     hit = pred_idx == true_idx
-    tp = np.bincount(true_idx[hit], minlength=k)
-    support = np.bincount(true_idx, minlength=k)
-    predicted = np.bincount(pred_idx[pred_idx >= 0], minlength=k)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, tp / predicted, 0.0)
-        recall = tp / support  # every label here has support
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    weights = support / len(true_idx)
-    return {
-        "training_precision_score": float(precision @ weights),
-        "training_recall_score": float(recall @ weights),
-        "training_f1_score": float(f1 @ weights),
+    tp = np.bincount(true_idx[hit], minlength=k).tolist()
+    support = np.bincount(true_idx, minlength=k).tolist()
+    predicted = np.bincount(pred_idx[pred_idx >= 0], minlength=k).tolist()
+    precision = recall = f1 = 0.0
+    present = 0
+    for t, s, q in zip(tp, support, predicted, strict=True):
+        if s:  # a label with no support has no weight
+            present += 1
+            precision += t / q * s if q else 0.0
+            recall += t
+            f1 += 2 * t / (q + s) * s
+    out = {
+        "training_accuracy_score": sum(tp) / n,
+        "training_precision_score": precision / n,
+        "training_recall_score": recall / n,
+        "training_f1_score": f1 / n,
     }
+    return out, present
 
 
-def _proba_metrics(classes: Any, proba: Any, labels: Any, true_idx: Any) -> dict[str, float]:
-    """log loss and ROC AUC (one-vs-rest, macro, for more than two classes) from ``predict_proba``."""
+def _proba_metrics(proba: Any, column: Any, present: int) -> dict[str, float]:
+    """log loss and ROC AUC (one-vs-rest, macro, for more than two classes) from ``predict_proba``; ``column``:
+    each row's true class as a column of ``proba``; ``present``: how many classes occur in the truth."""
+    import numpy as np
+
+    n_classes = proba.shape[1]
+    picked = proba[np.arange(len(column)), column] / proba.sum(axis=1)
+    out = {"training_log_loss": float(-np.mean(np.log(np.clip(picked, np.finfo(float).eps, 1))))}
+    if n_classes == 2 and present == 2:
+        out["training_roc_auc"] = _binary_auc(column == 1, proba[:, 1])
+    elif n_classes > 2 and present == n_classes:  # one-vs-rest, macro average
+        out["training_roc_auc"] = float(np.mean([_binary_auc(column == c, proba[:, c]) for c in range(n_classes)]))
+    return out
+
+
+def _columns(classes: Any, labels: Any, true_idx: Any) -> Any:
+    """``true_idx`` (indices into ``labels``) as columns of predict_proba (indices into ``classes``), or None when
+    a true label is no class of the classifier."""
     import numpy as np
 
     try:
         order = np.argsort(classes)
         at = np.searchsorted(classes[order], labels)
         if at.max() >= len(classes) or np.any(classes[order][at] != labels):
-            return {}  # a training label the classifier does not know
+            return None
     except TypeError:  # labels and classes of types that do not compare
-        return {}
-    column = order[at][true_idx]  # each row's true class, as a column of proba
-    picked = proba[np.arange(len(column)), column] / proba.sum(axis=1)
-    out = {"training_log_loss": float(-np.mean(np.log(np.clip(picked, np.finfo(float).eps, 1))))}
-    if len(classes) == 2 and len(labels) == 2:
-        out["training_roc_auc"] = _binary_auc(column == 1, proba[:, 1])
-    elif len(classes) > 2 and len(labels) == len(classes):  # one-vs-rest, macro average
-        out["training_roc_auc"] = float(np.mean([_binary_auc(column == c, proba[:, c]) for c in range(len(classes))]))
-    return out
+        return None
+    return order[at][true_idx]
 
 
 def _binary_auc(positive: Any, score: Any) -> float:
