@@ -373,7 +373,7 @@ def snapshot(estimator: Any) -> bytes:
 
 
 def _save(data: bytes, target: Path) -> None:
-    (target / MODEL_FILE).write_bytes(data)
+    models.write_file(target / MODEL_FILE, data)
 
 
 def load_model(directory: Path) -> Any:
