@@ -131,6 +131,27 @@ def test_meta_estimators_log_one_run_with_flattened_params(memory_store: MemoryB
     assert stack_run.params["final_estimator"] == "None"
 
 
+def test_params_equal_get_params_deep_including_overridden_get_params() -> None:
+    """The per-class cache of parameter names gives what get_params(deep=True) gives; a class that overrides
+    get_params is asked itself."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from autolog.integrations.sklearn import _log
+
+    class Custom(LogisticRegression):
+        def get_params(self, deep=True):  # type: ignore[no-untyped-def]
+            return {**super().get_params(deep), "extra": 1}
+
+    pipe = make_pipeline(StandardScaler(), Custom(C=2.0))
+    for estimator in (LogisticRegression(C=0.5), pipe, GridSearchCV(pipe, {"custom__C": [1.0]}), Custom()):
+        assert _log._get_params(estimator) == estimator.get_params(deep=True)
+    assert _log._param_names(Custom) is None
+    assert _log.params_of(pipe)["custom__extra"] == 1
+
+
 def test_fit_transform_and_fit_predict_are_runs_too(memory_store: MemoryBackend, iris) -> None:
     from sklearn.cluster import DBSCAN
     from sklearn.decomposition import PCA
