@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autolog import _errors, journal
-from autolog.sanitize import safe_repr
 from autolog.journal import MAGIC, SEGMENT_BYTES, SIZE, SLOT
 from autolog.records import RunStart
+from autolog.sanitize import safe_repr
 from autolog.writer import ARTIFACT, END, METRICS, PARAMS, START, TAGS
 
 if TYPE_CHECKING:

@@ -43,7 +43,8 @@ def _get_params(estimator: Any) -> dict[str, Any]:
     """``estimator.get_params(deep=True)``. For a class that keeps BaseEstimator's ``get_params`` and
     ``_get_param_names``, the same loop with the names cached per class: BaseEstimator reads them from the
     ``__init__`` signature with ``inspect`` on every call, most of the cost of a small estimator's params."""
-    names = _param_names(type(estimator))
+    cls: type = type(estimator)
+    names = _param_names(cls)
     if names is None:
         return dict(estimator.get_params(deep=True))
     out: dict[str, Any] = {}
