@@ -78,9 +78,9 @@ def test_regressor_and_clusterer_metrics(memory_store: MemoryBackend) -> None:
 def test_training_metrics_use_a_bounded_sample(memory_store: MemoryBackend) -> None:
     from sklearn.linear_model import LinearRegression
 
-    from autolog.integrations.sklearn import _log
+    from autolog.integrations.sklearn import _metrics
 
-    x = np.random.default_rng(0).normal(size=(_log.MAX_SAMPLE * 3, 3))
+    x = np.random.default_rng(0).normal(size=(_metrics.MAX_SAMPLE * 3, 3))
     y = x @ np.array([1.0, 2.0, 3.0])
     calls: list[int] = []
 
@@ -90,7 +90,7 @@ def test_training_metrics_use_a_bounded_sample(memory_store: MemoryBackend) -> N
             return super().predict(x)
 
     Counting().fit(x, y)
-    assert calls == [_log.MAX_SAMPLE]
+    assert calls == [_metrics.MAX_SAMPLE]
 
 
 def test_training_metrics_can_be_turned_off(iris) -> None:
@@ -381,12 +381,12 @@ def test_numpy_training_metrics_equal_sklearn_metrics(n_classes: int, name: str)
     from sklearn import metrics
     from sklearn.datasets import make_classification
 
-    from autolog.integrations.sklearn import _log
+    from autolog.integrations.sklearn import _metrics
 
     x, y = make_classification(n_samples=300, n_classes=n_classes, n_informative=4, flip_y=0.2, random_state=1)
     labels = np.array(["a", "b", "c"])[y]  # string labels
     model = _classifier(name).fit(x, labels)
-    got = _log.training_metrics(model, x, labels)
+    got = _metrics.training_metrics(model, x, labels)
     pred, proba = model.predict(x), model.predict_proba(x)
     p, r, f, _ = metrics.precision_recall_fscore_support(labels, pred, average="weighted", zero_division=0)
     auc = (
@@ -412,7 +412,7 @@ def test_predict_is_called_unless_it_is_the_most_probable_class_by_construction(
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import SVC
 
-    from autolog.integrations.sklearn import _log
+    from autolog.integrations.sklearn import _metrics
 
     calls: list[int] = []
 
@@ -422,10 +422,10 @@ def test_predict_is_called_unless_it_is_the_most_probable_class_by_construction(
             return super().predict(x)
 
     x, y = iris
-    assert _log._predicts_most_probable(LogisticRegression)
-    assert not _log._predicts_most_probable(Shifted)
-    assert not _log._predicts_most_probable(SVC)
-    _log.training_metrics(Shifted(max_iter=300).fit(x, y), x, y)
+    assert _metrics._predicts_most_probable(LogisticRegression)
+    assert not _metrics._predicts_most_probable(Shifted)
+    assert not _metrics._predicts_most_probable(SVC)
+    _metrics.training_metrics(Shifted(max_iter=300).fit(x, y), x, y)
     assert calls == [len(x)]
 
 
@@ -434,12 +434,12 @@ def test_numpy_regression_metrics_equal_sklearn_metrics() -> None:
     from sklearn.datasets import make_regression
     from sklearn.tree import DecisionTreeRegressor
 
-    from autolog.integrations.sklearn import _log
+    from autolog.integrations.sklearn import _metrics
 
     x, y = make_regression(n_samples=200, n_features=4, noise=5.0, random_state=0)
     model = DecisionTreeRegressor(max_depth=3).fit(x, y)
     pred = model.predict(x)
-    assert _log.training_metrics(model, x, y) == pytest.approx(
+    assert _metrics.training_metrics(model, x, y) == pytest.approx(
         {
             "training_mean_squared_error": metrics.mean_squared_error(y, pred),
             "training_root_mean_squared_error": metrics.mean_squared_error(y, pred) ** 0.5,

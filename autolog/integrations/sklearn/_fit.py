@@ -18,7 +18,7 @@ from typing import Any
 
 from autolog import _errors, runs, session
 from autolog.integrations._runcall import RunCall, framework_tags
-from autolog.integrations.sklearn import _log, _post, _search
+from autolog.integrations.sklearn import _log, _metrics, _post, _search
 from autolog.patching import registry, training_wrapper
 
 NAME = "sklearn"
@@ -120,7 +120,7 @@ class FitCall(RunCall):
         if opts.training_metrics:
             x, y = _data(self.args, self.kwargs)
             if x is not None:
-                metrics = _log.training_metrics(est, x, y)
+                metrics = _metrics.training_metrics(est, x, y)
                 if metrics:
                     self.run.log_metrics(metrics, step=0)
         if opts.log_models:
