@@ -70,16 +70,30 @@ def blob_slots(length: int) -> int:
     return 1 + (length + SIZE - 1) // SIZE
 
 
-def write_blob(buf: mmap.mmap, pos: int, obj: Any) -> int:
-    """Write ``obj`` at ``pos`` (the caller checked it fits) and return the position after it."""
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+def encode(obj: Any) -> bytes:
+    """A blob's bytes: pickle it once, then ``encoded_size`` and ``write_encoded`` (rare records are pickled on the
+    training thread; twice was a measurable part of a short fit's logging)."""
+    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def write_encoded(buf: mmap.mmap, pos: int, data: bytes) -> int:
+    """Write an encoded blob at ``pos`` (the caller checked it fits) and return the position after it."""
     buf[pos + SIZE : pos + SIZE + len(data)] = data
     SLOT.pack_into(buf, pos, BLOB, 0.0, len(data), 0.0, MAGIC)  # the header last: it commits the blob
     return pos + SIZE * blob_slots(len(data))
 
 
+def encoded_size(data: bytes) -> int:
+    return SIZE * blob_slots(len(data))
+
+
+def write_blob(buf: mmap.mmap, pos: int, obj: Any) -> int:
+    """Write ``obj`` at ``pos`` (the caller checked it fits) and return the position after it."""
+    return write_encoded(buf, pos, encode(obj))
+
+
 def blob_size(obj: Any) -> int:
-    return SIZE * blob_slots(len(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)))
+    return encoded_size(encode(obj))
 
 
 Item = tuple[int, Any]  # (journal-wide end offset, ("m", kid, value, step, ts) or a blob object)

@@ -106,6 +106,12 @@ def flush(timeout: float | None = None) -> bool:
     return True if current is None else current.flush(timeout)
 
 
+def spooled() -> bool:
+    """True when the writer journals every record before sending it (the spool is on, the writer asynchronous)."""
+    current = _writer
+    return current is not None and current.spool is not None
+
+
 _reported: dict[str, int] = {}
 
 
@@ -124,6 +130,11 @@ def end_of_run(current: Writer) -> None:
             "ended; they stay queued and are written when it answers",
             once_key="end-of-run-timeout",
         )
+    report_drops(current)
+
+
+def report_drops(current: Writer) -> None:
+    """Warn once about records dropped since the last report (the end of a run that does not wait calls this)."""
     dropped = current.dropped()
     if dropped and dropped != _reported:
         new = {k: v - _reported.get(k, 0) for k, v in dropped.items() if v != _reported.get(k, 0)}

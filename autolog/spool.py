@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from autolog import _errors, journal
 from autolog.journal import MAGIC, SEGMENT_BYTES, SIZE, SLOT
 from autolog.records import RunStart
+from autolog.sanitize import safe_repr
 from autolog.writer import ARTIFACT, END, METRICS, PARAMS, START, TAGS
 
 if TYPE_CHECKING:
@@ -88,10 +89,7 @@ def _plain_value(value: Any) -> float | None:
     return None
 
 
-def _text(value: Any) -> str:
-    from autolog.sanitize import safe_repr
-
-    return safe_repr(value)
+_text = safe_repr  # imported once: a function-level import here ran for every param and tag value
 
 
 def _plain_record(record: Record) -> tuple[Any, ...] | None:
@@ -217,11 +215,11 @@ class Spool:
             if len(text) > _MAX_KEY_BLOB // 4:
                 return 0, p  # a key this long stays in memory only (the writer still sends it)
             kid = kid_counter[0] + 1
-            blob = ("k", kid, rid, text)
-            if p + journal.blob_size(blob) + SIZE > limit + _SLACK:
+            blob = journal.encode(("k", kid, rid, text))
+            if p + journal.encoded_size(blob) + SIZE > limit + _SLACK:
                 return 0, p  # no room left in this segment for this call: memory only
             kid_counter[0] = kid
-            p = journal.write_blob(buf, p, blob)
+            p = journal.write_encoded(buf, p, blob)
             keys[key] = kid
             return kid, p
 
@@ -240,12 +238,13 @@ class Spool:
             if plain is None:
                 push(record)  # artifacts: memory only
                 return
-            size = journal.blob_size(("r", plain))
+            blob = journal.encode(("r", plain))
+            size = journal.encoded_size(blob)
             if (buf is None or pos + size > limit + _SLACK) and not roll(size):
                 state.counters["unspooled"] += 1
                 push(record)
                 return
-            pos = journal.write_blob(buf, pos, ("r", plain))
+            pos = journal.write_encoded(buf, pos, blob)
             if kind == START:
                 state.open_runs[record[1].run_id] = None
             elif kind == END:

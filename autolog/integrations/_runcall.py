@@ -42,11 +42,18 @@ class RunCall:
     def owned(self) -> bool:
         return not self.joined
 
+    def wait_at_end(self) -> bool:
+        """Whether ending this call's run waits for the store (``flush`` within ``shutdown_timeout``)."""
+        return True
+
     def close(self, status: str) -> None:
         if self._token is not None:
             runs.deactivate(self._token)
             self._token = None
-            self.run.end(status)
+            wait = self.wait_at_end()
+            self.run.end(status, wait=wait)
+            if not wait:
+                session.report_drops(session.writer())
 
     def finish(self, result: Any) -> None:
         self.close(runs.status_for(None))

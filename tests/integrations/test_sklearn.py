@@ -78,9 +78,9 @@ def test_regressor_and_clusterer_metrics(memory_store: MemoryBackend) -> None:
 def test_training_metrics_use_a_bounded_sample(memory_store: MemoryBackend) -> None:
     from sklearn.linear_model import LinearRegression
 
-    from autolog.integrations.sklearn import _log
+    from autolog.integrations.sklearn import _metrics
 
-    x = np.random.default_rng(0).normal(size=(_log.MAX_SAMPLE * 3, 3))
+    x = np.random.default_rng(0).normal(size=(_metrics.MAX_SAMPLE * 3, 3))
     y = x @ np.array([1.0, 2.0, 3.0])
     calls: list[int] = []
 
@@ -90,7 +90,7 @@ def test_training_metrics_use_a_bounded_sample(memory_store: MemoryBackend) -> N
             return super().predict(x)
 
     Counting().fit(x, y)
-    assert calls == [_log.MAX_SAMPLE]
+    assert calls == [_metrics.MAX_SAMPLE]
 
 
 def test_training_metrics_can_be_turned_off(iris) -> None:
@@ -129,6 +129,27 @@ def test_meta_estimators_log_one_run_with_flattened_params(memory_store: MemoryB
     assert pipe_run.params["steps"] == "[(prep, ColumnTransformer), (clf, LogisticRegression)]"
     assert vote_run.params["dt__max_depth"] == "None"
     assert stack_run.params["final_estimator"] == "None"
+
+
+def test_params_equal_get_params_deep_including_overridden_get_params() -> None:
+    """The per-class cache of parameter names gives what get_params(deep=True) gives; a class that overrides
+    get_params is asked itself."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from autolog.integrations.sklearn import _log
+
+    class Custom(LogisticRegression):
+        def get_params(self, deep=True):  # type: ignore[no-untyped-def]
+            return {**super().get_params(deep), "extra": 1}
+
+    pipe = make_pipeline(StandardScaler(), Custom(C=2.0))
+    for estimator in (LogisticRegression(C=0.5), pipe, GridSearchCV(pipe, {"custom__C": [1.0]}), Custom()):
+        assert _log._get_params(estimator) == estimator.get_params(deep=True)
+    assert _log._param_names(Custom) is None
+    assert _log.params_of(pipe)["custom__extra"] == 1
 
 
 def test_fit_transform_and_fit_predict_are_runs_too(memory_store: MemoryBackend, iris) -> None:
@@ -272,6 +293,33 @@ def test_end_to_end_through_sqlite(sqlite_store: str, iris) -> None:
     np.testing.assert_array_equal(autolog.load_model(run.id).predict(x), model.predict(x))
 
 
+@pytest.mark.parametrize("spool", [True, False])
+def test_a_fit_waits_for_the_store_only_when_the_spool_is_off(tmp_path, iris, spool: bool) -> None:
+    """With the spool on, the run's records are in the journal when fit returns: the fit does not wait for the
+    store; reads and load_model still see the run and its model. With it off, the end of the fit waits."""
+    from sklearn.linear_model import LogisticRegression
+
+    from autolog.writer import Writer
+
+    autolog.enable(backend=f"sqlite:///{tmp_path / 'runs.db'}", spool=spool, flush_interval=60)
+    x, y = iris
+    LogisticRegression(max_iter=300).fit(x, y)  # the writer is started
+    flushes: list[float | None] = []
+    original = Writer.flush
+
+    def counting(self: Writer, timeout: float | None = None) -> bool:
+        flushes.append(timeout)
+        return original(self, timeout)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Writer, "flush", counting)
+        model = LogisticRegression(C=0.5, max_iter=300).fit(x, y)
+    assert len(flushes) == (0 if spool else 1)
+    run = autolog.search_runs()[0]
+    assert run.status == "FINISHED" and run.params["C"] == "0.5"
+    np.testing.assert_array_equal(autolog.load_model(run.id).predict(x), model.predict(x))
+
+
 def test_post_training_metrics_are_recorded_in_the_models_run(iris) -> None:
     from sklearn.metrics import accuracy_score  # imported before enable(): still traced
 
@@ -309,18 +357,36 @@ def test_post_training_metrics_can_be_turned_off(iris) -> None:
     assert run.metrics == {}
 
 
+def _classifier(name: str):  # type: ignore[no-untyped-def]
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression, SGDClassifier
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    return {
+        "logistic": lambda: LogisticRegression(max_iter=300),
+        "forest": lambda: RandomForestClassifier(n_estimators=5, random_state=0),
+        "tree": lambda: DecisionTreeClassifier(max_depth=3),  # few leaves: tied probabilities
+        "naive_bayes": GaussianNB,
+        "hist_boosting": lambda: HistGradientBoostingClassifier(max_iter=5),
+        "knn": lambda: KNeighborsClassifier(n_neighbors=7),  # not listed: its predict is called
+        "sgd": lambda: SGDClassifier(loss="modified_huber", random_state=0),
+    }[name]()
+
+
+@pytest.mark.parametrize("name", ["logistic", "forest", "tree", "naive_bayes", "hist_boosting", "knn", "sgd"])
 @pytest.mark.parametrize("n_classes", [2, 3])
-def test_numpy_training_metrics_equal_sklearn_metrics(n_classes: int) -> None:
+def test_numpy_training_metrics_equal_sklearn_metrics(n_classes: int, name: str) -> None:
     from sklearn import metrics
     from sklearn.datasets import make_classification
-    from sklearn.linear_model import LogisticRegression
 
-    from autolog.integrations.sklearn import _log
+    from autolog.integrations.sklearn import _metrics
 
     x, y = make_classification(n_samples=300, n_classes=n_classes, n_informative=4, flip_y=0.2, random_state=1)
     labels = np.array(["a", "b", "c"])[y]  # string labels
-    model = LogisticRegression(max_iter=300).fit(x, labels)
-    got = _log.training_metrics(model, x, labels)
+    model = _classifier(name).fit(x, labels)
+    got = _metrics.training_metrics(model, x, labels)
     pred, proba = model.predict(x), model.predict_proba(x)
     p, r, f, _ = metrics.precision_recall_fscore_support(labels, pred, average="weighted", zero_division=0)
     auc = (
@@ -340,17 +406,40 @@ def test_numpy_training_metrics_equal_sklearn_metrics(n_classes: int) -> None:
     )
 
 
+def test_predict_is_called_unless_it_is_the_most_probable_class_by_construction(iris) -> None:
+    """Predictions come from predict_proba only for the classes listed in MOST_PROBABLE; a subclass that overrides
+    predict, or any other classifier, has its own predict called."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import SVC
+
+    from autolog.integrations.sklearn import _metrics
+
+    calls: list[int] = []
+
+    class Shifted(LogisticRegression):
+        def predict(self, x):  # type: ignore[no-untyped-def]
+            calls.append(len(x))
+            return super().predict(x)
+
+    x, y = iris
+    assert _metrics._predicts_most_probable(LogisticRegression)
+    assert not _metrics._predicts_most_probable(Shifted)
+    assert not _metrics._predicts_most_probable(SVC)
+    _metrics.training_metrics(Shifted(max_iter=300).fit(x, y), x, y)
+    assert calls == [len(x)]
+
+
 def test_numpy_regression_metrics_equal_sklearn_metrics() -> None:
     from sklearn import metrics
     from sklearn.datasets import make_regression
     from sklearn.tree import DecisionTreeRegressor
 
-    from autolog.integrations.sklearn import _log
+    from autolog.integrations.sklearn import _metrics
 
     x, y = make_regression(n_samples=200, n_features=4, noise=5.0, random_state=0)
     model = DecisionTreeRegressor(max_depth=3).fit(x, y)
     pred = model.predict(x)
-    assert _log.training_metrics(model, x, y) == pytest.approx(
+    assert _metrics.training_metrics(model, x, y) == pytest.approx(
         {
             "training_mean_squared_error": metrics.mean_squared_error(y, pred),
             "training_root_mean_squared_error": metrics.mean_squared_error(y, pred) ** 0.5,

@@ -18,7 +18,7 @@ from typing import Any
 
 from autolog import _errors, runs, session
 from autolog.integrations._runcall import RunCall, framework_tags
-from autolog.integrations.sklearn import _log, _post, _search
+from autolog.integrations.sklearn import _log, _metrics, _post, _search
 from autolog.patching import registry, training_wrapper
 
 NAME = "sklearn"
@@ -97,6 +97,15 @@ class FitCall(RunCall):
         self.estimator = estimator
         self.run.log_params(_log.params_of(estimator))
 
+    def wait_at_end(self) -> bool:
+        # A fit often takes milliseconds, and a search or a loop makes thousands: waiting for the store at the end
+        # of each one would add about as much again. With the spool on, the run's start, params, metrics and end
+        # are in the crash-durable journal when fit returns; the writer sends them and the model file with its next
+        # batch (within flush_interval), and reads, flush() and exit wait for that. (A SIGKILL in that interval
+        # loses the model file: artifacts are never journaled.) With the spool off, the wait stays: nothing else
+        # keeps a returned fit's records safe.
+        return not session.spooled()
+
     def finish(self, result: Any) -> None:
         try:
             self._log_results()
@@ -111,7 +120,7 @@ class FitCall(RunCall):
         if opts.training_metrics:
             x, y = _data(self.args, self.kwargs)
             if x is not None:
-                metrics = _log.training_metrics(est, x, y)
+                metrics = _metrics.training_metrics(est, x, y)
                 if metrics:
                     self.run.log_metrics(metrics, step=0)
         if opts.log_models:

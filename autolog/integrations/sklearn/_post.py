@@ -29,6 +29,7 @@ SITE = _errors.register_site("sklearn:post-training-metric")
 PREDICT_SITE = _errors.register_site("sklearn:post-training-predict")
 
 _logged: weakref.WeakKeyDictionary[Any, ActiveRun] = weakref.WeakKeyDictionary()  # estimator -> its run
+_watched: weakref.WeakSet[type] = weakref.WeakSet()  # classes whose predict methods are patched
 _predictions: dict[int, tuple[Any, ActiveRun, str]] = {}  # id(prediction) -> (weakref, run, data set name)
 _swapped: list[tuple[Any, Any]] = []  # (closure cell, original function)
 _in_metric: contextvars.ContextVar[bool] = contextvars.ContextVar("autolog_in_metric", default=False)
@@ -42,10 +43,14 @@ def enabled() -> bool:
 def watch(estimator: Any, run: ActiveRun) -> None:
     """After a logged fit: remember the estimator's run and make its predictions traceable."""
     _logged[estimator] = run
+    cls = type(estimator)
+    if cls in _watched:  # its predict methods are patched already: skip the MRO walks and registry look-ups
+        return
     for name in PREDICT_METHODS:
-        owner = next((k for k in type(estimator).__mro__ if name in k.__dict__), None)
+        owner = next((k for k in cls.__mro__ if name in k.__dict__), None)
         if owner is not None and owner is not object:
             registry.patch("sklearn", owner, name, _predict_wrapper)
+    _watched.add(cls)
 
 
 def _predict_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -110,6 +115,7 @@ def unpatch_metrics() -> None:
         cell.cell_contents = original
     _swapped.clear()
     _logged.clear()
+    _watched.clear()
     _predictions.clear()
 
 

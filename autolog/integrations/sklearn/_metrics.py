@@ -1,0 +1,304 @@
+"""Training metrics of one scikit-learn fit: the usual metrics of the estimator's kind on a bounded sample of the
+training data, computed before ``fit`` returns."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from autolog import patching
+from autolog.integrations.sklearn._log import NOT_APPLICABLE
+
+MAX_SAMPLE = 1000  # rows used for training metrics: a large training set does not pay a second full predict
+
+
+def sample(x: Any, y: Any) -> tuple[Any, Any]:
+    """At most MAX_SAMPLE rows of (x, y): a fixed random subset (the same rows for the same row count).
+
+    Not a copy when every row is used: the metrics are computed before ``fit`` returns, so the user cannot have
+    changed ``x`` yet. numpy arrays are indexed directly; anything else goes through scikit-learn's indexing.
+    """
+    import numpy as np
+
+    n = x.shape[0] if isinstance(x, np.ndarray) else _num_samples(x)
+    if n <= MAX_SAMPLE:
+        return x, y
+    rows = _rows(n)
+    if isinstance(x, np.ndarray) and (y is None or isinstance(y, np.ndarray)):
+        return x[rows], (None if y is None else y[rows])
+    from sklearn.utils import _safe_indexing
+
+    return _safe_indexing(x, rows), (None if y is None else _safe_indexing(y, rows))
+
+
+def _num_samples(x: Any) -> int:
+    from sklearn.utils.validation import _num_samples as count
+
+    return int(count(x))
+
+
+@functools.lru_cache(maxsize=8)
+def _rows(n: int) -> Any:
+    """MAX_SAMPLE sorted row numbers out of ``n``, drawn once per ``n`` (drawing costs more than the indexing)."""
+    import numpy as np
+
+    rows = np.sort(np.random.default_rng(0).choice(n, MAX_SAMPLE, replace=False))
+    rows.flags.writeable = False
+    return rows
+
+
+def training_metrics(estimator: Any, x: Any, y: Any) -> dict[str, float]:
+    """The usual metrics of the estimator's kind on a bounded sample of the training data."""
+    from sklearn import config_context
+    from sklearn.base import is_classifier, is_regressor
+
+    xs, ys = sample(x, y)
+    # assume_finite: the sample is training data that fit has just validated; checking it again in each predict
+    # would cost more than the arithmetic of the predict itself
+    with patching.suppress(), config_context(assume_finite=True):
+        if is_classifier(estimator) and ys is not None:
+            return _classifier(estimator, xs, ys)
+        if is_regressor(estimator) and ys is not None:
+            return _regressor(estimator, xs, ys)
+        out = _score(estimator, xs, ys)
+        if hasattr(estimator, "labels_") or getattr(estimator, "_estimator_type", None) == "clusterer":
+            out.update(_clusterer(estimator, x, xs))
+        return out
+
+
+def _score(estimator: Any, xs: Any, ys: Any) -> dict[str, float]:
+    if not hasattr(estimator, "score"):
+        return {}
+    try:
+        return {"training_score": float(estimator.score(xs, ys) if ys is not None else estimator.score(xs))}
+    except NOT_APPLICABLE:
+        return {}
+
+
+# Classifiers whose ``predict`` is, by construction, the most probable class of their ``predict_proba`` (an argmax
+# of the same scores, or of scores that predict_proba maps monotonically): {predict: the predict_proba it pairs
+# with}. Their predictions are taken from predict_proba, which saves a second pass through scikit-learn's input
+# validation. (Rounding can make two probabilities equal where the scores differed by ~1e-16; then the first class
+# wins.) Any other classifier, or a subclass that overrides either method, gets its own predict called.
+MOST_PROBABLE = {
+    "sklearn.linear_model._base.LinearClassifierMixin.predict": "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.ensemble._forest.ForestClassifier.predict": "sklearn.ensemble._forest.ForestClassifier",
+    "sklearn.tree._classes.BaseDecisionTree.predict": "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.naive_bayes._BaseNB.predict": "sklearn.naive_bayes._BaseNB",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier.predict": (
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier"
+    ),
+}
+
+
+def _classifier(estimator: Any, xs: Any, ys: Any) -> dict[str, float]:
+    import numpy as np
+
+    truth = np.asarray(ys)
+    if truth.ndim != 1:  # multi-output / multi-label: not these metrics
+        return {}
+    proba = _proba(estimator, xs)
+    classes = np.asarray(getattr(estimator, "classes_", ()))
+    try:
+        pred = None
+        if proba is None or not _predicts_most_probable(type(estimator)):
+            pred = np.asarray(estimator.predict(xs))
+            if pred.ndim != 1:
+                return {}
+        labels, true_idx, pred_idx = _encoded(classes, truth, pred, proba)
+    except NOT_APPLICABLE:
+        return {}
+    out, present = _count_metrics(true_idx, pred_idx, len(labels))
+    if proba is not None:
+        column = true_idx if labels is classes else _columns(classes, labels, true_idx)
+        if column is not None:
+            out.update(_proba_metrics(proba, column, present))
+    return out
+
+
+def _qualname(function: Any) -> str:
+    function = getattr(function, "__wrapped__", function)  # the post-training metrics' wrapper
+    return f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}"
+
+
+def _predicts_most_probable(cls: type) -> bool:
+    owner = MOST_PROBABLE.get(_qualname(getattr(cls, "predict", None)))
+    return owner is not None and _qualname(getattr(cls, "predict_proba", None)) == f"{owner}.predict_proba"
+
+
+def _proba(estimator: Any, xs: Any) -> Any:
+    """``predict_proba(xs)`` as a float array with a column per class, or None (not available, or not that)."""
+    import numpy as np
+
+    if not hasattr(estimator, "predict_proba"):
+        return None
+    try:
+        proba = np.asarray(estimator.predict_proba(xs), dtype=float)
+        n_classes = len(estimator.classes_)
+    except (*NOT_APPLICABLE, KeyError):
+        return None
+    return proba if proba.ndim == 2 and proba.shape[1] == n_classes >= 2 else None
+
+
+def _encoded(classes: Any, truth: Any, pred: Any, proba: Any) -> tuple[Any, Any, Any]:
+    """(labels, true_idx, pred_idx): the true and predicted labels as indices into the sorted ``labels`` (-1 for a
+    predicted label that is none of them). ``pred`` None: the most probable class of ``proba``.
+
+    ``labels`` is ``classes`` itself (the classifier's ``classes_``) when it is sorted and holds every true label,
+    as scikit-learn's do: then proba's columns are the labels' indices and the most probable class is its column;
+    otherwise the distinct true labels."""
+    import numpy as np
+
+    if _ascending(classes):
+        true_idx = _indices(classes, truth)
+        if true_idx.min() >= 0:
+            return classes, true_idx, proba.argmax(axis=1) if pred is None else _indices(classes, pred)
+    if pred is None:
+        pred = classes.take(proba.argmax(axis=1))
+    labels, true_idx = np.unique(truth, return_inverse=True)
+    return labels, true_idx.reshape(-1), _indices(labels, pred)
+
+
+def _ascending(classes: Any) -> bool:
+    import numpy as np
+
+    try:
+        return classes.ndim == 1 and len(classes) > 1 and bool(np.all(classes[1:] > classes[:-1]))
+    except TypeError:  # labels of types that do not compare
+        return False
+
+
+def _indices(labels: Any, values: Any) -> Any:
+    """Each value's index in the sorted ``labels``, -1 where it is not one of them (vectorised, no Python loop)."""
+    import numpy as np
+
+    at = np.searchsorted(labels, values)
+    np.minimum(at, len(labels) - 1, out=at)
+    return np.where(labels[at] == values, at, -1)
+
+
+# The metrics below are computed with numpy rather than sklearn.metrics: its input validation costs milliseconds a
+# call, more than the whole logging budget of a small fit. tests/integrations/test_sklearn.py checks that they
+# equal sklearn.metrics' values.
+def _count_metrics(true_idx: Any, pred_idx: Any, k: int) -> tuple[dict[str, float], int]:
+    """Accuracy, and precision, recall and F1 averaged with support weights, zero_division=0 (sklearn's
+    ``average="weighted"``), from per-label counts; and how many labels occur in the truth. The sums over the
+    labels run in Python: a few labels cost less that way than a dozen numpy calls on arrays of that length."""
+    import numpy as np
+
+    n = len(true_idx)
+    hit = pred_idx == true_idx
+    tp = np.bincount(true_idx[hit], minlength=k).tolist()
+    support = np.bincount(true_idx, minlength=k).tolist()
+    predicted = np.bincount(pred_idx[pred_idx >= 0], minlength=k).tolist()
+    precision = recall = f1 = 0.0
+    present = 0
+    for t, s, q in zip(tp, support, predicted, strict=True):
+        if s:  # a label with no support has no weight
+            present += 1
+            precision += t / q * s if q else 0.0
+            recall += t
+            f1 += 2 * t / (q + s) * s
+    out = {
+        "training_accuracy_score": sum(tp) / n,
+        "training_precision_score": precision / n,
+        "training_recall_score": recall / n,
+        "training_f1_score": f1 / n,
+    }
+    return out, present
+
+
+def _proba_metrics(proba: Any, column: Any, present: int) -> dict[str, float]:
+    """log loss and ROC AUC (one-vs-rest, macro, for more than two classes) from ``predict_proba``; ``column``:
+    each row's true class as a column of ``proba``; ``present``: how many classes occur in the truth."""
+    import numpy as np
+
+    n_classes = proba.shape[1]
+    picked = proba[np.arange(len(column)), column] / proba.sum(axis=1)
+    out = {"training_log_loss": float(-np.mean(np.log(np.clip(picked, np.finfo(float).eps, 1))))}
+    if n_classes == 2 and present == 2:
+        out["training_roc_auc"] = _binary_auc(column == 1, proba[:, 1])
+    elif n_classes > 2 and present == n_classes:  # one-vs-rest, macro average
+        out["training_roc_auc"] = float(np.mean([_binary_auc(column == c, proba[:, c]) for c in range(n_classes)]))
+    return out
+
+
+def _columns(classes: Any, labels: Any, true_idx: Any) -> Any:
+    """``true_idx`` (indices into ``labels``) as columns of predict_proba (indices into ``classes``), or None when
+    a true label is no class of the classifier."""
+    import numpy as np
+
+    try:
+        order = np.argsort(classes)
+        at = np.searchsorted(classes[order], labels)
+        if at.max() >= len(classes) or np.any(classes[order][at] != labels):
+            return None
+    except TypeError:  # labels and classes of types that do not compare
+        return None
+    return order[at][true_idx]
+
+
+def _binary_auc(positive: Any, score: Any) -> float:
+    """ROC AUC as the Mann-Whitney statistic, ties counted half (what sklearn's roc_auc_score gives).
+
+    Ranks from one argsort; tied scores get their group's average rank (scipy's ``rankdata`` costs several times
+    more for a thousand rows)."""
+    import numpy as np
+
+    order = np.argsort(score)
+    ordered = score[order]
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if (ordered[1:] == ordered[:-1]).any():
+        _, inverse, counts = np.unique(ordered, return_inverse=True, return_counts=True)
+        ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse.reshape(-1)]  # average rank of each tie group
+        rank_sum = float(ranks[positive[order]].sum())
+    else:
+        rank_sum = float(np.flatnonzero(positive[order]).sum() + n_pos)  # ranks are 1-based positions
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def _regressor(estimator: Any, xs: Any, ys: Any) -> dict[str, float]:
+    import numpy as np
+
+    try:
+        pred = np.asarray(estimator.predict(xs), dtype=float)
+        truth = np.asarray(ys, dtype=float)
+        if pred.shape != truth.shape:
+            pred = pred.reshape(truth.shape)
+    except NOT_APPLICABLE:
+        return {}
+    error = truth - pred
+    mse = float(np.mean(error**2))
+    total = float(np.sum((truth - truth.mean(axis=0)) ** 2))
+    out = {
+        "training_mean_squared_error": mse,
+        "training_root_mean_squared_error": mse**0.5,
+        "training_mean_absolute_error": float(np.mean(np.abs(error))),
+    }
+    if truth.ndim == 1 and total > 0:
+        out["training_r2_score"] = 1.0 - float(np.sum(error**2)) / total
+    return out
+
+
+def _clusterer(estimator: Any, x: Any, xs: Any) -> dict[str, float]:
+    import numpy as np
+    from sklearn import metrics
+
+    try:
+        labels = estimator.predict(xs) if hasattr(estimator, "predict") else None
+        if labels is None:
+            labels_all = getattr(estimator, "labels_", None)
+            if labels_all is None or len(labels_all) != len(x) or len(labels_all) > MAX_SAMPLE:
+                return {}
+            labels = labels_all
+        k = len(np.unique(labels))
+        if not 2 <= k < len(labels):
+            return {}
+        return {
+            "training_silhouette_score": float(metrics.silhouette_score(xs, labels)),
+            "training_calinski_harabasz_score": float(metrics.calinski_harabasz_score(xs, labels)),
+            "training_davies_bouldin_score": float(metrics.davies_bouldin_score(xs, labels)),
+        }
+    except NOT_APPLICABLE:
+        return {}
