@@ -18,6 +18,8 @@ for name in list(os.environ):
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests._mlflow_server import mlflow_server, mlflow_uri  # noqa: E402, F401 - the shared real MLflow server
+
 
 def _reset() -> None:
     from autolog import _errors, integrations, runs, session

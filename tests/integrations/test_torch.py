@@ -119,30 +119,11 @@ def test_param_groups_and_a_second_optimizer_get_their_own_lr_keys(memory_store:
     assert len(history(run.id, "loss")) == 6  # each step logs the loss computed since the previous step
 
 
-def test_scheduler_changes_show_in_lr_and_log_every_n_steps_is_honoured() -> None:
-    autolog.enable(backend=MemoryBackend("memory:n"), sync=True, log_every_n_steps=2)
+def halving_lr_run(optimizer: type, lr: object) -> str:
+    """Four steps with a StepLR scheduler halving the lr after each; the run's id once stored."""
     torch.manual_seed(0)
     model = Net()
-    opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
-    for x, y in make_loader(n=64):
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-        sched.step()
-    autolog.end_run()
-    run = autolog.search_runs()[0]
-    assert history(run.id, "lr") == [(0, 1.0), (2, 0.25)]
-    assert [s for s, _ in history(run.id, "loss")] == [0, 2]
-
-
-def test_a_tensor_learning_rate_is_logged_as_it_was_at_each_step() -> None:
-    """A tensor lr is updated in place by schedulers (``fill_``); the writer reads it later, so each step's value
-    must be kept, not the tensor itself (the writer here reads only after the loop)."""
-    backend = MemoryBackend("memory:tensor-lr")
-    autolog.enable(backend=backend, flush_interval=60, batch_size=100_000)
-    torch.manual_seed(0)
-    model = Net()
-    opt = torch.optim.Adam(model.parameters(), lr=torch.tensor(0.8))
+    opt = optimizer(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     for x, y in make_loader(n=64):
         torch.nn.functional.cross_entropy(model(x), y).backward()
@@ -150,8 +131,21 @@ def test_a_tensor_learning_rate_is_logged_as_it_was_at_each_step() -> None:
         sched.step()
     autolog.end_run()
     assert autolog.flush(30)
-    run = autolog.search_runs()[0]
-    lrs = history(run.id, "lr")
+    return autolog.search_runs()[0].id
+
+
+def test_scheduler_changes_show_in_lr_and_log_every_n_steps_is_honoured() -> None:
+    autolog.enable(backend=MemoryBackend("memory:n"), sync=True, log_every_n_steps=2)
+    run_id = halving_lr_run(torch.optim.SGD, 1.0)
+    assert history(run_id, "lr") == [(0, 1.0), (2, 0.25)]
+    assert [s for s, _ in history(run_id, "loss")] == [0, 2]
+
+
+def test_a_tensor_learning_rate_is_logged_as_it_was_at_each_step() -> None:
+    """A tensor lr is updated in place by schedulers (``fill_``); the writer reads it later, so each step's value
+    must be kept, not the tensor itself (the writer here reads only after the loop)."""
+    autolog.enable(backend=MemoryBackend("memory:tensor-lr"), flush_interval=60, batch_size=100_000)
+    lrs = history(halving_lr_run(torch.optim.Adam, torch.tensor(0.8)), "lr")
     assert [s for s, _ in lrs] == [0, 1, 2, 3]
     assert [v for _, v in lrs] == pytest.approx([0.8, 0.4, 0.2, 0.1], rel=1e-6)  # float32 tensor values
 

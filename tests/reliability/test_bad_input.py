@@ -24,7 +24,7 @@ import re
 import struct
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -231,20 +231,7 @@ SERVER_METRICS: dict[Any, Any] = {
 SERVER_PARAMS: dict[str, Any] = {"huge": "z" * 7000, "broken": BrokenRepr(), "": None, "a//b": 0.1, "p?": "v"}
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    pytest.importorskip("mlflow")
-    from tests.backends.conftest import MlflowServer  # the same real server the backend tests use
-
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server-bad-input"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def test_bad_input_through_a_real_mlflow_server(mlflow_server: Any) -> None:
+def test_bad_input_through_a_real_mlflow_server(mlflow_server: Any) -> None:  # tests/_mlflow_server.py
     """One hand-picked example of every kind above, over HTTP into a real ``mlflow server``."""
     assert _distinct_for_mlflow(SERVER_METRICS, SERVER_PARAMS)
     run, messages = _log(f"mlflow+{mlflow_server.url}", SERVER_METRICS, SERVER_PARAMS)

@@ -1,6 +1,8 @@
-"""A REAL ``mlflow server`` on 127.0.0.1 for the MLflow backend tests (SQLite store, local artifact directory).
+"""A REAL ``mlflow server`` on 127.0.0.1 for the MLflow tests (SQLite store, local artifact directory); its
+fixtures are made available to every test by ``tests/conftest.py``.
 
-One server per test module (start-up runs MLflow's migrations: seconds). ``stop()`` kills it (SIGKILL, as a crash
+One server per test session, shared by the backend and reliability tests (start-up runs MLflow's migrations:
+seconds). ``stop()`` kills it (SIGKILL, as a crash
 would) and ``start()`` brings it back on the same port and the same store, so a test can cut the server off in the
 middle of a training run.
 """
