@@ -116,11 +116,31 @@ class KeySanitizer:
         self._max = max_length
         self._paths = paths
         self._cache: dict[str, str] = {}
+        self._taken: dict[str, str] = {}  # name sent -> the key it stands for: two keys never share one
 
     def __call__(self, key: str) -> str:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
+        new = self._clean(key)
+        owner = self._taken.get(new)
+        if owner is not None and owner != key:  # 'a!' and 'a?' both clean to 'a_': the second gets 'a__2'
+            first = new
+            for n in range(2, 1_000_000):
+                suffix = f"_{n}"
+                new = self._clean(key[: self._max - len(suffix)] if self._max else key) + suffix
+                if new not in self._taken:
+                    break
+            _errors.warn(
+                f"autolog: key {key!r} would be logged as {first!r}, which {owner!r} already is; logged as {new!r}"
+            )
+        elif new != key:
+            _errors.warn(f"autolog: key {key!r} is not accepted by the backend; logged as {new!r}")
+        self._taken[new] = key
+        self._cache[key] = new
+        return new
+
+    def _clean(self, key: str) -> str:
         new = key
         if self._pattern is not None:
             new = self._pattern.sub("_", new)
@@ -128,9 +148,4 @@ class KeySanitizer:
             new = new[: self._max]
         if self._paths:  # after the cut: a cut can end a key with "/"; dropping segments only shortens it
             new = path_key(new)
-        if not new:
-            new = "_"
-        if new != key:
-            _errors.warn(f"autolog: key {key!r} is not accepted by the backend; logged as {new!r}")
-        self._cache[key] = new
-        return new
+        return new or "_"

@@ -149,6 +149,24 @@ def test_path_keys_lose_empty_and_dot_segments_with_old_and_new_named() -> None:
     assert not any("'x/y'" in m for m in messages)
 
 
+def test_keys_that_clean_to_the_same_name_keep_apart_and_both_names_are_warned() -> None:
+    """'a!' and 'a?' both clean to 'a_' (and 'a_' is a key of its own): no two keys may share a name in the store,
+    or one series (or param) would silently overwrite or mix with the other."""
+    backend = StrictBackend("strict:")
+    autolog.enable(backend=backend, sync=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with autolog.start_run() as run:
+            autolog.log_metrics({"a!": 1.0, "a?": 2.0}, step=0)
+            autolog.log_metrics({"a_": 3.0, "a!": 4.0}, step=1)
+            autolog.log_params({"p!": "x", "p?": "y"})
+    assert _logged(backend, run.id) == {"a_": [1.0, 4.0], "a__2": [2.0], "a__3": [3.0]}
+    assert backend.runs[run.id].params == {"p_": "x", "p__2": "y"}
+    messages = [str(w.message) for w in caught]
+    assert any("'a?'" in m and "'a_'" in m and "'a!'" in m and "'a__2'" in m for m in messages), messages
+    assert any("'p?'" in m and "'p!'" in m and "'p__2'" in m for m in messages), messages
+
+
 def test_long_param_values_are_truncated_with_the_full_value_kept_as_an_artifact() -> None:
     backend = StrictBackend("strict:")
     autolog.enable(backend=backend, sync=True)
