@@ -111,12 +111,15 @@ def path_key(key: str) -> str:
 class KeySanitizer:
     """Rewrites keys a backend would refuse; warns once per key with the old and the final name."""
 
-    def __init__(self, forbidden: str | None, max_length: int | None, paths: bool = False) -> None:
+    def __init__(self, forbidden: str | None, max_length: int | None, paths: bool = False, *, kinds: bool = True):
         self._pattern = re.compile(forbidden) if forbidden else None
         self._max = max_length
         self._paths = paths
         self._cache: dict[str, str] = {}
         self._taken: dict[str, str] = {}  # name sent -> the key it stands for: two keys never share one
+        if kinds:  # metrics (this one), params and tags are separate name spaces in every store
+            self.params = KeySanitizer(forbidden, max_length, paths, kinds=False)
+            self.tags = KeySanitizer(forbidden, max_length, paths, kinds=False)
 
     def __call__(self, key: str) -> str:
         cached = self._cache.get(key)

@@ -329,14 +329,14 @@ class Writer:
                 start: RunStart = record[1]
                 rr = runs.setdefault(start.run_id, RunRecords(start.run_id))
                 merged = {**process_tags(), **start.tags}  # host, pid, git commit: read here, not in training
-                start.tags = self._texts(merged, clean, limits.max_tag_value_length, "tag")
+                start.tags = self._texts(merged, clean and clean.tags, limits.max_tag_value_length, "tag")
                 rr.start = start
             elif kind == PARAMS:
                 rr = runs.setdefault(record[1], RunRecords(record[1]))
-                rr.params.update(self._params(rr, record[2], clean, limits))
+                rr.params.update(self._params(rr, record[2], clean and clean.params, limits))
             elif kind == TAGS:
                 rr = runs.setdefault(record[1], RunRecords(record[1]))
-                rr.tags.update(self._texts(record[2], clean, limits.max_tag_value_length, "tag"))
+                rr.tags.update(self._texts(record[2], clean and clean.tags, limits.max_tag_value_length, "tag"))
             elif kind == ARTIFACT:
                 runs.setdefault(record[1], RunRecords(record[1])).artifacts.append(record[2])
             elif kind == END:

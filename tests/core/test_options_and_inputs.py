@@ -159,9 +159,9 @@ def test_keys_that_clean_to_the_same_name_keep_apart_and_both_names_are_warned()
         with autolog.start_run() as run:
             autolog.log_metrics({"a!": 1.0, "a?": 2.0}, step=0)
             autolog.log_metrics({"a_": 3.0, "a!": 4.0}, step=1)
-            autolog.log_params({"p!": "x", "p?": "y"})
+            autolog.log_params({"p!": "x", "p?": "y", "a?": "z"})  # params are a name space of their own
     assert _logged(backend, run.id) == {"a_": [1.0, 4.0], "a__2": [2.0], "a__3": [3.0]}
-    assert backend.runs[run.id].params == {"p_": "x", "p__2": "y"}
+    assert backend.runs[run.id].params == {"p_": "x", "p__2": "y", "a_": "z"}
     messages = [str(w.message) for w in caught]
     assert any("'a?'" in m and "'a_'" in m and "'a!'" in m and "'a__2'" in m for m in messages), messages
     assert any("'p?'" in m and "'p!'" in m and "'p__2'" in m for m in messages), messages
