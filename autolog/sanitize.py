@@ -102,10 +102,11 @@ def key_text(key: Any) -> str:
 
 
 def path_key(key: str) -> str:
-    """A key for a store that reads keys as "/" paths (MLflow): no empty, "." or ".." segment, never empty."""
-    if "/" not in key and key not in (".", ".."):
-        return key or "_"
-    return "/".join(p for p in key.split("/") if p not in ("", ".", "..")) or "_"
+    """A key for a store that reads keys as "/" paths (MLflow): no empty, "." or ".." segment, never empty, and not
+    starting with ".." (MLflow refuses "..0" too)."""
+    if "/" in key or key in (".", ".."):
+        key = "/".join(p for p in key.split("/") if p not in ("", ".", ".."))
+    return "__" + key[2:] if key.startswith("..") else key or "_"
 
 
 class KeySanitizer:

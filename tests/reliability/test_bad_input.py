@@ -93,7 +93,8 @@ def _text(key: Any) -> str:
 
 def _mlflow_key(text: str) -> str:
     new = re.sub(r"[^\w.\- :/]", "_", text)[:250]
-    return "/".join(p for p in new.split("/") if p not in ("", ".", "..")) or "_"
+    new = "/".join(p for p in new.split("/") if p not in ("", ".", ".."))
+    return "__" + new[2:] if new.startswith("..") else new or "_"  # MLflow refuses a name starting with ".."
 
 
 def _mlflow_value(value: float) -> float:
