@@ -129,6 +129,7 @@ class Spool:
         self._failed = False
         self._next_probe = 0.0
         self._maps: list[mmap.mmap] = []
+        self.unfaulted: tuple[mmap.mmap, int] | None = None  # the new segment whose pages the writer faults in
         self.open_runs: dict[str, None] = {}
         self._put: Callable[[Record], None] | None = None
         self.segment_bytes = min(SEGMENT_BYTES, max(max_bytes // 4, 4 * _SLACK))
@@ -195,18 +196,13 @@ class Spool:
             if state.segments:
                 new_base = max(new_base, state.segments[-1][0] + state.segments[-1][1])
             path = journal.segment_path(state.directory, state.jid, new_base)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                os.ftruncate(fd, size)
-                new = mmap.mmap(fd, size)
-            finally:
-                os.close(fd)
+            new, start = journal.create_segment(path, size, [header, ("o", opened)])
             if buf is not None:
                 state._maps.append(buf)  # closed by the writer once confirmed; a pending pack never races it
             buf, base, limit, ids = new, new_base, size - _SLACK, {}
             state.segments.append((new_base, size, path))
-            pos = journal.write_blob(buf, 0, header)
-            pos = journal.write_blob(buf, pos, ("o", opened))
+            pos = start
+            state.unfaulted = (new, journal.PREFILL)  # the writer faults its pages in at its next pass (``prefault``)
             fresh = True  # the next metric record does not follow the previous one: it carries its end offset
             return True
 
@@ -362,6 +358,12 @@ class Spool:
     def attach(self, writer: Writer) -> None:
         writer.on_failure = self._on_failure
 
+    def prefault(self) -> None:
+        """Fault the new segment's pages in, off the training thread (see ``journal.prefault``)."""
+        pending, self.unfaulted = self.unfaulted, None
+        if pending is not None:
+            journal.prefault(*pending)
+
     def _on_failure(self, batch: Any, exc: BaseException) -> None:
         self._failed = True
         _errors.warn(
@@ -502,6 +504,7 @@ class Spool:
     def after_fork_in_child(self) -> None:
         """The parent's journal is the parent's: drop its mapping and lock descriptor, open a new one on first use."""
         self._maps.clear()
+        self.unfaulted = None
         if self.meta is not None:
             with contextlib.suppress(OSError):
                 os.close(self.meta.fd)

@@ -133,8 +133,8 @@ class Writer:
 
     def _put_first(self, record: Record) -> None:
         """The first put of a process (and of a forked child) starts the writer thread, then steps aside."""
+        self.put = self._make_put()  # first: the spool's first segment is there when the thread starts
         self._start()
-        self.put = self._make_put()
         self.put(record)
 
     def _make_room(self, record: Record) -> bool:
@@ -211,6 +211,11 @@ class Writer:
     # -- writer thread ----------------------------------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if self.spool is not None and self.spool.unfaulted is not None:
+                try:  # a new journal segment: its pages, before the training thread gets there
+                    self.spool.prefault()
+                except Exception as exc:  # noqa: BLE001 - an optimisation: never fatal to the writer
+                    _errors.warn(f"autolog: writer error: {exc!r}", once_key="writer-prefault")
             self._wake.wait(self.flush_interval)
             self._wake.clear()
             self._wake_pending = False
