@@ -61,6 +61,12 @@ def tensors_to_floats(tensors: list[Any]) -> list[float | None]:
         return out
     groups: dict[Any, list[int]] = {}
     try:
+        kinds = {(t.device, t.dtype, t.layout, t.dim()) for t in tensors}
+        if len(kinds) == 1:  # the common case (one loss a step): 0-d tensors of one kind, stacked as they are
+            _, dtype, layout, dim = kinds.pop()
+            if dim == 0 and layout == torch.strided and not dtype.is_complex:
+                with torch.no_grad():
+                    return [float(v) for v in torch.stack(tensors).tolist()]
         for i, t in enumerate(tensors):
             if t.numel() == 1 and not t.is_complex() and t.layout == torch.strided:
                 groups.setdefault((t.device, t.dtype), []).append(i)  # no promotion: int64 stays exact

@@ -325,7 +325,9 @@ class Writer:
                         append((key, value, step, ts))
                     elif tensor_type is not None and isinstance(value, tensor_type):
                         tensors.append((metrics, len(metrics), value))  # its place, filled by ``_read_tensors``
-                        append((self._clean_key(key, clean), 0.0, step, ts))
+                        if type(key) is not str or clean is not None:
+                            key = self._clean_key(key, clean)
+                        append((key, 0.0, step, ts))
                     else:
                         item = self._clean_metric(key, value, clean)
                         if item is not None:

@@ -58,13 +58,12 @@ def open_backend(spec: Any) -> Backend:
             "(e.g. sqlite:///autolog-runs/runs.db, memory:, mlflow+http://127.0.0.1:5000)"
         )
     scheme = scheme_of(spec)
-    plugin = _plugins().get(scheme)
-    if scheme in BUILTIN:
+    if scheme in BUILTIN:  # built-in schemes come first: no entry-point scan (10-20 ms, in the first training step)
         try:
             factory = _load(BUILTIN[scheme])
         except ImportError as exc:
             raise ValueError(f"autolog: backend {spec!r} needs a package that is not installed: {exc}") from exc
-    elif plugin is not None:
+    elif (plugin := _plugins().get(scheme)) is not None:
         factory = plugin.load()
     else:
         raise ValueError(f"autolog: unknown backend scheme {scheme!r} in {spec!r}; known: {', '.join(known_schemes())}")

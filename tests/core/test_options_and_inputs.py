@@ -244,3 +244,21 @@ def test_steps_are_stored_as_64_bit_ints_and_bad_ones_are_refused_by_name(tmp_pa
     assert [(s, type(s), v) for s, v, _ in history] == [(3, int, 1.0), (4, int, 2.0), (5, int, 5.0)]
     assert autolog.get_metric_history(run.id, "big") == [] and autolog.get_metric_history(run.id, "odd") == []
     assert session.writer().dropped() == {"bad_step": 2}
+
+
+def test_tensors_are_read_together_exactly_as_item_reads_them() -> None:
+    """``sanitize.tensors_to_floats``: the one-kind fast path (one stack) and the grouped path agree with ``.item()``;
+    int64 values stay exact (no promotion to float32 beside a float32 loss); what is not one real number is None."""
+    torch = pytest.importorskip("torch")
+    from autolog import sanitize
+
+    same = [torch.tensor(v, dtype=torch.float32) for v in (0.1, 2.5, -3.75)]
+    assert sanitize.tensors_to_floats(same) == [t.item() for t in same]
+    big = 2**40 + 1  # exact as a float64, not as a float32
+    mixed = [torch.tensor(0.1), torch.tensor(big), torch.tensor([7.5]), torch.tensor(True), torch.zeros(2)]
+    mixed.append(torch.tensor(1j))
+    got = sanitize.tensors_to_floats(mixed)
+    assert got[:4] == [torch.tensor(0.1).item(), float(big), 7.5, 1.0]
+    assert got[4:] == [None, None]
+    assert sanitize.tensors_to_floats([torch.tensor(big), torch.tensor(3)]) == [float(big), 3.0]
+    assert sanitize.tensors_to_floats([torch.tensor(1j), torch.tensor(2j)]) == [None, None]
