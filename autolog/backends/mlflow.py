@@ -17,6 +17,7 @@ the framework's flavour (see ``_mlflow_models``), so ``mlflow.pyfunc.load_model(
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import sys
 import tempfile
@@ -57,6 +58,9 @@ def tracking_uri_of(uri: str) -> str | None:
     return uri[len("mlflow+") :]
 
 
+_NON_FINITE = {float("inf"): "Infinity", float("-inf"): "-Infinity"}  # as protobuf's JSON writes them; NaN: "NaN"
+
+
 def _ms(seconds: float) -> int:
     return int(seconds * 1000)
 
@@ -75,6 +79,7 @@ class MlflowBackend(Backend):
         self.uri = uri
         self.tracking_uri = tracking_uri_of(uri)
         self._client: Any = None
+        self._rest: Any = None  # the REST store (a server), False for other stores, None before the first look
         self._lock = threading.RLock()
         self._ids: dict[str, str] = {}  # autolog run id -> MLflow run id
         self._joined: set[str] = set()  # autolog ids whose MLflow run belongs to the user: never ended by us
@@ -96,6 +101,7 @@ class MlflowBackend(Backend):
 
     def after_fork(self) -> None:
         self._client = None
+        self._rest = None
         self._pid = os.getpid()
 
     # -- write ----------------------------------------------------------------------------------------------
@@ -105,34 +111,78 @@ class MlflowBackend(Backend):
                 self._write_run(rec)
 
     def _write_run(self, rec: RunRecords) -> None:
-        from mlflow.entities import Metric, Param, RunTag
-
         run_id = self._run_id(rec)
         tags = dict(rec.tags)
         if rec.start is not None and rec.run_id in self._joined:
             tags.update(self._start_tags(rec.start, joined=True))
-        metrics = [Metric(_safe_key(key), value, _ms(ts), step) for key, value, step, ts in rec.metrics]
+        metrics = [(_safe_key(key), value, step, _ms(ts)) for key, value, step, ts in rec.metrics]
         wanted = {_safe_key(k): v for k, v in rec.params.items()}
-        fresh, changed = self._new_params(run_id, wanted)
-        params = [Param(k, v) for k, v in fresh.items()]
-        run_tags = [RunTag(_safe_key(k), v) for k, v in tags.items()]
+        params, changed = self._new_params(run_id, wanted)
+        run_tags = {_safe_key(k): v for k, v in tags.items()}
         if metrics or params or run_tags:
             try:
-                self.client.log_batch(run_id, metrics=metrics, params=params, tags=run_tags, synchronous=True)
+                self._log_batch(run_id, metrics, params, run_tags)
             except Exception as exc:
                 if not params or _PARAM_CHANGED not in str(exc):
                     raise
                 # a value set before this process knew (a joined run, a replayed journal): learn them, send again
                 self._params[run_id] = dict(self.client.get_run(run_id).data.params)
-                fresh, changed = self._new_params(run_id, wanted)
-                params = [Param(k, v) for k, v in fresh.items()]
-                self.client.log_batch(run_id, metrics=metrics, params=params, tags=run_tags, synchronous=True)
-            self._params.setdefault(run_id, {}).update((p.key, p.value) for p in params)
+                params, changed = self._new_params(run_id, wanted)
+                self._log_batch(run_id, metrics, params, run_tags)
+            self._params.setdefault(run_id, {}).update(params)
         self._report_changed(run_id, rec.run_id, changed)
         for art in rec.artifacts:
             self._log_artifact(run_id, art)
         if rec.end is not None and rec.run_id not in self._joined:
             self.client.set_terminated(run_id, status=rec.end.status, end_time=_ms(rec.end.end_time))
+
+    def _log_batch(
+        self, run_id: str, metrics: list[tuple[str, float, int, int]], params: dict[str, str], tags: dict[str, str]
+    ) -> None:
+        """One ``LogBatch`` request (the writer keeps it within MLflow's limits).
+
+        To a tracking server, the request body is built here with the C JSON encoder and sent through the MLflow
+        client's own REST call (its endpoint, credentials, retries and error handling): MLflow's ``log_batch`` makes
+        an entity, a protobuf message and a pretty-printed JSON object per metric, 30-50 µs each, on the writer
+        thread and holding the GIL the training thread needs. The body equals the one MLflow would send
+        (``tests/backends/test_mlflow.py``). Other stores go through ``MlflowClient.log_batch``."""
+        rest = self._rest_store()
+        if rest is not None:
+            from mlflow.protos.service_pb2 import LogBatch
+
+            body: dict[str, Any] = {"run_id": run_id}
+            if metrics:
+                body["metrics"] = [
+                    {"key": k, "value": v if v - v == 0 else _NON_FINITE.get(v, "NaN"), "timestamp": t, "step": s}
+                    for k, v, s, t in metrics
+                ]
+            if params:
+                body["params"] = [{"key": k, "value": v} for k, v in params.items()]
+            if tags:
+                body["tags"] = [{"key": k, "value": v} for k, v in tags.items()]
+            rest._call_endpoint(LogBatch, json.dumps(body, allow_nan=False))
+            return
+        from mlflow.entities import Metric, Param, RunTag
+
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, v, t, s) for k, v, s, t in metrics],
+            params=[Param(k, v) for k, v in params.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+            synchronous=True,
+        )
+
+    def _rest_store(self) -> Any:
+        """MLflow's REST store when the tracking URI is a server, else None."""
+        if self._rest is None:
+            try:
+                from mlflow.store.tracking.rest_store import RestStore
+
+                store = self.client._tracking_client.store
+                self._rest = store if type(store) is RestStore else False
+            except (ImportError, AttributeError):  # another MLflow layout: its own log_batch then
+                self._rest = False
+        return self._rest or None
 
     def _new_params(self, run_id: str, wanted: dict[str, str]) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
         """The params MLflow does not hold yet, and those it holds with another value: {key: (old, new)}."""

@@ -142,6 +142,49 @@ def test_a_batch_written_twice_is_stored_once(mlflow_uri: str) -> None:
     assert [(m.step, m.value) for m in history] == [(i, float(i)) for i in range(500)]
 
 
+def test_the_request_to_a_server_is_the_one_mlflow_would_send(mlflow_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """To a server the backend builds LogBatch's JSON itself (C encoder: MLflow's own took 30-50 µs a metric on the
+    writer thread). A spy on MLflow's REST call (which still sends it) checks the body equals what
+    ``RestStore.log_batch`` would send, NaN and infinities included; the server then reads it back."""
+    from mlflow.entities import Metric as MlflowMetric
+    from mlflow.entities import Param, RunTag
+    from mlflow.protos.service_pb2 import LogBatch
+    from mlflow.store.tracking.rest_store import RestStore
+    from mlflow.utils.proto_json_utils import message_to_json
+
+    sent: list[str] = []
+    real = RestStore._call_endpoint
+
+    def spy(self: Any, api: Any, json_body: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if api is LogBatch:
+            sent.append(json_body)
+        return real(self, api, json_body, *args, **kwargs)
+
+    monkeypatch.setattr(RestStore, "_call_endpoint", spy)
+    backend = MlflowBackend(f"mlflow+{mlflow_uri}")
+    client = backend.client
+    run_id = client.create_run(client.create_experiment(f"body-{time.time_ns()}")).info.run_id
+    metrics = [("loss", 0.25, 3, 1_700_000_000_123), ("nan", math.nan, 4, 5), ("up", math.inf, 2**40, 6)]
+    metrics += [("down", -math.inf, 0, 7), ("tiny", 5e-324, 1, 8)]
+    params, tags = {"lr": "0.1", "name": 'a "quoted" é'}, {"note": "x\ny"}
+    backend._log_batch(run_id, metrics, params, tags)
+    expected = LogBatch(
+        run_id=run_id,
+        metrics=[MlflowMetric(k, v, t, s).to_proto() for k, v, s, t in metrics],
+        params=[Param(k, v).to_proto() for k, v in params.items()],
+        tags=[RunTag(k, v).to_proto() for k, v in tags.items()],
+    )
+    assert len(sent) == 1
+    assert json.loads(sent[0]) == json.loads(message_to_json(expected))
+    backend._log_batch(run_id, [("loss", 0.5, 4, 9)], {}, {})  # metrics alone: no empty params or tags
+    assert json.loads(sent[1]) == json.loads(
+        message_to_json(LogBatch(run_id=run_id, metrics=[MlflowMetric("loss", 0.5, 9, 4).to_proto()]))
+    )
+    assert sorted((m.step, m.value) for m in client.get_metric_history(run_id, "loss")) == [(3, 0.25), (4, 0.5)]
+    assert math.isnan(client.get_metric_history(run_id, "nan")[0].value)
+    assert client.get_run(run_id).data.params == params
+
+
 @pytest.mark.parametrize("scheme", ["sqlite", "file"])
 def test_local_tracking_stores(scheme: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 refuses its file store unless asked
