@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autolog import _errors, journal
+from autolog import _errors, _native, journal
 from autolog.journal import MAGIC, SEGMENT_BYTES, SIZE, SLOT
 from autolog.records import RunStart
 from autolog.sanitize import safe_repr
@@ -356,7 +356,15 @@ class Spool:
                 busy = False
 
         roll(0)
-        return put
+        native = _native.speedups
+        if native is None:
+            return put
+        # The C extension takes the common case (known keys, plain values, room left) and hands the rest to
+        # ``put``; it reads and writes this closure's own variables (its cells), so both share one state.
+        cells = dict(zip(put.__code__.co_freevars, put.__closure__ or (), strict=True))
+        shared = {name: cells[name] for name in ("busy", "buf", "pos", "limit", "base", "ids", "fresh")}
+        fast_put: Callable[[Record], None] = native.FastPut(put, queue, crowded, put_crowded, metrics, magic, **shared)
+        return fast_put
 
     # -- writer thread ------------------------------------------------------------------------------------
     def attach(self, writer: Writer) -> None:
