@@ -202,6 +202,7 @@ def _drive(
 
 
 @needs_c
+@pytest.mark.filterwarnings("ignore:autolog. the spool reached")
 @pytest.mark.parametrize("max_bytes", [1 << 30, 3 * (spool_module._SLACK + 8192)], ids=["roomy", "full"])
 def test_fast_put_journals_and_queues_exactly_as_the_python_put(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_bytes: int
@@ -374,7 +375,8 @@ def _comparable(record: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 @needs_c
-def test_log_metrics_in_c_queues_what_the_python_one_queues() -> None:
+def test_log_metrics_in_c_queues_what_the_python_one_queues(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runs, "_log_plain", _speedups.log_plain)  # also under AUTOLOG_PURE_PYTHON=1
     calls: list[tuple[Any, Any]] = [
         ({"loss": 0.5}, 3),
         ({"loss": 1, "acc": 2.5}, None),
