@@ -9,7 +9,9 @@ Design and cost (see ``docs/reliability.md``):
   start/end, params, tags) are pickled into the journal as blobs. A ``busy`` flag (no lock) lets one call at a
   time write the mapping, so journal order equals queue order when several threads log. Tensors are not read on
   the training thread (no device sync): a tensor value is kept in memory only, the stated exception to the SIGKILL
-  promise.
+  promise. With the optional C extension (``autolog._speedups.FastPut``), a metric call whose keys already have key
+  ids and whose values are exact floats/ints is packed and queued in C; it shares this closure's variables
+  (``busy`` included) and hands every other call to the Python ``put`` unchanged.
 * Writer thread: after the backend confirms a batch, the journal offset it reached is stored in the lock file and,
   for SQLite, in the store in the same transaction (exactly once); fully confirmed segments are deleted.
 * Outage: a batch that still fails after the retries switches the spool to outage mode. Records that are in the
