@@ -32,3 +32,4 @@ SPOOL_MAX_BYTES = "AUTOLOG_SPOOL_MAX_BYTES"
 
 TESTING = "AUTOLOG_TESTING"  # internal errors raise instead of warning
 AUTO_ENABLE = "AUTOLOG_AUTO_ENABLE"  # set by `autolog run` for the child script
+PURE_PYTHON = "AUTOLOG_PURE_PYTHON"  # 1: do not use the C extension autolog._speedups (read at import)

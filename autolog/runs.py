@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from autolog import _errors, session
+from autolog import _errors, _native, session
 from autolog.records import FAILED, FINISHED, KILLED, Artifact, ModelArtifact, RunEnd, RunStart
 from autolog.writer import ARTIFACT, END, METRICS, PARAMS, START, TAGS
 
@@ -25,6 +25,31 @@ _open: dict[str, ActiveRun] = {}  # runs started and not yet ended in this proce
 _open_lock = threading.Lock()
 _PLAIN = frozenset((float, int))
 _now = time.time
+_log_plain = _native.speedups.log_plain if _native.speedups is not None else None
+
+
+def _log_metrics_py(self: ActiveRun, metrics: Mapping[Any, Any], step: int | None = None) -> None:
+    """``ActiveRun.log_metrics`` in pure Python (no C extension, or ``AUTOLOG_PURE_PYTHON=1``)."""
+    if step is None:
+        step = self._step
+        self._step += 1
+    values = dict(metrics)
+    for value in values.values():
+        if type(value) not in _PLAIN:
+            values = _detached(values)
+            break
+    self._writer.put((METRICS, self.id, step, _now(), values))
+
+
+def _log_metrics_c(self: ActiveRun, metrics: Mapping[Any, Any], step: int | None = None) -> None:
+    """``ActiveRun.log_metrics`` with the C extension: it puts (METRICS, id, step, time.time(), dict(metrics))
+    when ``metrics`` is an exact dict of exact float/int values (the same record as ``_log_metrics_py``);
+    anything else (tensors to detach, numpy scalars, another Mapping) takes the Python line below."""
+    if step is None:
+        step = self._step
+        self._step += 1
+    if not _log_plain(self._writer.put, METRICS, self.id, step, metrics):  # type: ignore[misc]
+        self._writer.put((METRICS, self.id, step, _now(), _detached(dict(metrics))))
 
 
 class ActiveRun:
@@ -43,16 +68,7 @@ class ActiveRun:
         self._writer = session.writer()  # its ``put`` is looked up per call: a forked child gets a fresh one
         self._step = 0
 
-    def log_metrics(self, metrics: Mapping[Any, Any], step: int | None = None) -> None:
-        if step is None:
-            step = self._step
-            self._step += 1
-        values = dict(metrics)
-        for value in values.values():
-            if type(value) not in _PLAIN:
-                values = _detached(values)
-                break
-        self._writer.put((METRICS, self.id, step, _now(), values))
+    log_metrics = _log_metrics_py if _log_plain is None else _log_metrics_c
 
     def put_metrics(self, values: dict[Any, Any], step: int) -> None:
         """For integrations on a hot path: ``values`` is a fresh dict handed over (not copied) whose tensors are

@@ -9,7 +9,9 @@ Design and cost (see ``docs/reliability.md``):
   start/end, params, tags) are pickled into the journal as blobs. A ``busy`` flag (no lock) lets one call at a
   time write the mapping, so journal order equals queue order when several threads log. Tensors are not read on
   the training thread (no device sync): a tensor value is kept in memory only, the stated exception to the SIGKILL
-  promise.
+  promise. With the optional C extension (``autolog._speedups.FastPut``), a metric call whose keys already have key
+  ids and whose values are exact floats/ints is packed and queued in C; it shares this closure's variables
+  (``busy`` included) and hands every other call to the Python ``put`` unchanged.
 * Writer thread: after the backend confirms a batch, the journal offset it reached is stored in the lock file and,
   for SQLite, in the store in the same transaction (exactly once); fully confirmed segments are deleted.
 * Outage: a batch that still fails after the retries switches the spool to outage mode. Records that are in the
@@ -36,7 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autolog import _errors, journal
+from autolog import _errors, _native, journal
 from autolog.journal import MAGIC, SEGMENT_BYTES, SIZE, SLOT
 from autolog.records import RunStart
 from autolog.sanitize import safe_repr
@@ -352,7 +354,15 @@ class Spool:
                 busy = False
 
         roll(0)
-        return put
+        native = _native.speedups
+        if native is None:
+            return put
+        # The C extension takes the common case (known keys, plain values, room left) and hands the rest to
+        # ``put``; it reads and writes this closure's own variables (its cells), so both share one state.
+        cells = dict(zip(put.__code__.co_freevars, put.__closure__ or (), strict=True))
+        shared = {name: cells[name] for name in ("busy", "buf", "pos", "limit", "base", "ids", "fresh")}
+        fast_put: Callable[[Record], None] = native.FastPut(put, queue, crowded, put_crowded, metrics, magic, **shared)
+        return fast_put
 
     # -- writer thread ------------------------------------------------------------------------------------
     def attach(self, writer: Writer) -> None:

@@ -12,8 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 os.environ["AUTOLOG_TESTING"] = "1"
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-for name in list(os.environ):
-    if name.startswith("AUTOLOG_") and name != "AUTOLOG_TESTING":
+for name in list(os.environ):  # AUTOLOG_PURE_PYTHON=1 is kept: it runs the suite without the C extension
+    if name.startswith("AUTOLOG_") and name not in ("AUTOLOG_TESTING", "AUTOLOG_PURE_PYTHON"):
         del os.environ[name]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import autolog
-from autolog import replay, runs, session
+from autolog import _native, replay, runs, session
 from autolog import spool as spool_module
 from autolog.backends.sqlite import SqliteBackend
 from autolog.writer import METRICS, START
@@ -41,7 +41,15 @@ def _train(name: str, ids: dict[str, str], ready: threading.Barrier) -> None:
         run.log_metrics({"loss": float(i), f"k{i // 500}": i * 0.5}, step=i)
 
 
-def test_two_threads_journal_every_call_once_in_queue_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("native", [True, False], ids=["c", "python"])
+def test_two_threads_journal_every_call_once_in_queue_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    if native and _native.speedups is None:
+        pytest.skip("autolog._speedups is not built (or AUTOLOG_PURE_PYTHON=1): the Python case covers it")
+    if not native:  # the pure-Python put and log_metrics, as without the C extension
+        monkeypatch.setattr(_native, "speedups", None)
+        monkeypatch.setattr(runs.ActiveRun, "log_metrics", runs._log_metrics_py)
     monkeypatch.setattr(spool_module, "SEGMENT_BYTES", 1 << 17)  # 128 KiB segments: a roll every ~4,000 slots
     uri = f"sqlite:///{tmp_path / 'store' / 'runs.db'}"
     # the writer takes nothing before flush(): the whole journal and the whole queue can be compared

@@ -1,0 +1,483 @@
+/* autolog._speedups: the training thread's hot path in C (optional; autolog works the same without it).
+
+   FastPut wraps the spool's pure-Python ``put`` closure (autolog/spool.py, ``_make_put``) and shares its state
+   through the closure's own cells (busy, buf, pos, limit, base, ids, fresh): the Python code is unchanged and
+   reads and writes the very same variables. FastPut journals only the common case itself:
+
+     a METRICS record (tag, run id, step, timestamp, values) with an exact int step (int64), an exact float
+     timestamp, an exact dict of values whose keys are exact str already registered (a key id) in the current
+     segment for that run and whose values are exact float or exact int that convert to a double, with room
+     left in the segment and ``busy`` not set.
+
+   It packs the 32-byte slots (journal.SLOT: "<IdqdI", key id, value, step, timestamp, MAGIC) into the segment's
+   mapping, advances pos and appends the record the Python code would append (the record itself, or the 6-tuple
+   with its end offset when ``fresh``), calling the writer's ``_put_crowded`` when the queue is at or over its
+   threshold, exactly as the Python code does. Everything else goes to the Python ``put`` unchanged, before any
+   state is touched. ``busy`` is set while FastPut works, as the Python code sets it, so that if any Python code
+   runs in between (a garbage collection running a finalizer, ``_put_crowded``) no other call writes the mapping.
+
+   log_plain(put, tag, run_id, step, metrics): ``ActiveRun.log_metrics``'s common case: when ``metrics`` is an
+   exact dict whose values are all exact float or int, put (tag, run_id, step, time.time(), dict(metrics)) and
+   return True; otherwise return False having done nothing (the caller takes its Python path). */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifndef Py_TPFLAGS_HAVE_VECTORCALL
+#define Py_TPFLAGS_HAVE_VECTORCALL _Py_TPFLAGS_HAVE_VECTORCALL
+#endif
+
+#define SLOT_SIZE 32
+#define STACK_ITEMS 16
+
+static PyObject *time_time = NULL; /* time.time, the clock runs.py's ``_now`` is */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *slow;         /* the Python put closure */
+    PyObject *queue;        /* the writer's deque */
+    PyObject *append;       /* queue.append */
+    PyObject *put_crowded;  /* writer._put_crowded */
+    PyObject *tag;          /* writer.METRICS */
+    Py_ssize_t crowded;
+    uint32_t magic;
+    PyObject *busy, *buf, *pos, *limit, *base, *ids, *fresh; /* cells of the closure */
+} FastPut;
+
+static PyTypeObject FastPut_Type;
+
+/* Store a 32-byte slot little-endian, as struct "<IdqdI" does. */
+static inline void
+pack_slot(char *p, uint32_t kid, double value, int64_t step, double ts, uint32_t magic)
+{
+#if PY_LITTLE_ENDIAN
+    memcpy(p, &kid, 4);
+    memcpy(p + 4, &value, 8);
+    memcpy(p + 12, &step, 8);
+    memcpy(p + 20, &ts, 8);
+    memcpy(p + 28, &magic, 4);
+#else
+    unsigned char tmp[SLOT_SIZE];
+    uint64_t v;
+    int i;
+    for (i = 0; i < 4; i++) tmp[i] = (unsigned char)(kid >> (8 * i));
+    memcpy(&v, &value, 8);
+    for (i = 0; i < 8; i++) tmp[4 + i] = (unsigned char)(v >> (8 * i));
+    v = (uint64_t)step;
+    for (i = 0; i < 8; i++) tmp[12 + i] = (unsigned char)(v >> (8 * i));
+    memcpy(&v, &ts, 8);
+    for (i = 0; i < 8; i++) tmp[20 + i] = (unsigned char)(v >> (8 * i));
+    for (i = 0; i < 4; i++) tmp[28 + i] = (unsigned char)(magic >> (8 * i));
+    memcpy(p, tmp, SLOT_SIZE);
+#endif
+}
+
+/* An exact int cell value as a Py_ssize_t; -1 (no error set) when it is not one. */
+static inline Py_ssize_t
+cell_size(PyObject *cell)
+{
+    PyObject *v = PyCell_GET(cell);
+    Py_ssize_t n;
+    if (v == NULL || !PyLong_CheckExact(v)) return -1;
+    n = PyLong_AsSsize_t(v);
+    if (n == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    return n;
+}
+
+static inline int
+cell_store(PyObject *cell, PyObject *value) /* steals ``value`` */
+{
+    PyObject *old = PyCell_GET(cell);
+    PyCell_SET(cell, value);
+    Py_XDECREF(old);
+    return 0;
+}
+
+static PyObject *
+slow_put(FastPut *self, PyObject *record)
+{
+    return PyObject_CallOneArg(self->slow, record);
+}
+
+/* Journal and queue one record. Returns a new reference (None) or NULL with an exception set. */
+static PyObject *
+fastput_put(FastPut *self, PyObject *record)
+{
+    PyObject *rid, *step_obj, *ts_obj, *values, *keys, *key, *value, *kid_obj, *ids;
+    PyObject *out = NULL, *res = NULL, *pos_obj;
+    Py_ssize_t n, i, it, p, limit, base, span;
+    long long step;
+    int overflow;
+    double ts;
+    uint32_t kid_stack[STACK_ITEMS];
+    double val_stack[STACK_ITEMS];
+    uint32_t *kids = kid_stack;
+    double *vals = val_stack;
+    Py_buffer view;
+    char *dst;
+
+    if (PyCell_GET(self->busy) != Py_False) return slow_put(self, record); /* another call is in the mapping */
+    if (!PyTuple_CheckExact(record) || PyTuple_GET_SIZE(record) != 5 || PyTuple_GET_ITEM(record, 0) != self->tag)
+        return slow_put(self, record);
+    rid = PyTuple_GET_ITEM(record, 1);
+    step_obj = PyTuple_GET_ITEM(record, 2);
+    ts_obj = PyTuple_GET_ITEM(record, 3);
+    values = PyTuple_GET_ITEM(record, 4);
+    if (!PyDict_CheckExact(values) || !PyLong_CheckExact(step_obj) || !PyFloat_CheckExact(ts_obj)
+        || !PyUnicode_CheckExact(rid))
+        return slow_put(self, record);
+    step = PyLong_AsLongLongAndOverflow(step_obj, &overflow);
+    if (overflow || (step == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return slow_put(self, record);
+    }
+    ts = PyFloat_AS_DOUBLE(ts_obj);
+    n = PyDict_GET_SIZE(values);
+    p = cell_size(self->pos);
+    limit = cell_size(self->limit);
+    base = cell_size(self->base);
+    if (p < 0 || limit < 0 || base < 0 || n == 0 || n > (PY_SSIZE_T_MAX >> 6)) return slow_put(self, record);
+    span = n << 5;
+    if (p + span > limit) return slow_put(self, record); /* a new segment first: Python rolls it */
+    ids = PyCell_GET(self->ids);
+    if (ids == NULL || !PyDict_CheckExact(ids)) return slow_put(self, record);
+
+    /* From here on ``busy`` is set: the Python code and other threads see a call in the mapping. */
+    Py_INCREF(Py_True);
+    cell_store(self->busy, Py_True);
+
+    keys = PyDict_GetItemWithError(ids, rid); /* borrowed; exact str key: no Python code */
+    if (keys == NULL || !PyDict_CheckExact(keys)) goto fallback_clear;
+    if (n > STACK_ITEMS) {
+        kids = PyMem_Malloc((size_t)n * sizeof(uint32_t));
+        vals = PyMem_Malloc((size_t)n * sizeof(double));
+        if (kids == NULL || vals == NULL) goto fallback_clear;
+    }
+    /* First every key id and value (nothing is written unless all of them are plain), then the slots. */
+    it = 0;
+    i = 0;
+    while (PyDict_Next(values, &it, &key, &value)) {
+        long kid;
+        if (i >= n || !PyUnicode_CheckExact(key)) goto fallback_clear;
+        if (PyFloat_CheckExact(value)) {
+            vals[i] = PyFloat_AS_DOUBLE(value);
+        }
+        else if (PyLong_CheckExact(value)) {
+            vals[i] = PyLong_AsDouble(value); /* as struct's "d" converts an int; a huge one: Python's path */
+            if (vals[i] == -1.0 && PyErr_Occurred()) goto fallback_clear;
+        }
+        else {
+            goto fallback_clear;
+        }
+        kid_obj = PyDict_GetItemWithError(keys, key);
+        if (kid_obj == NULL || !PyLong_CheckExact(kid_obj)) goto fallback_clear; /* a new key: Python registers it */
+        kid = PyLong_AsLong(kid_obj);
+        if (kid <= 0 || (unsigned long)kid > 0xFFFFFFFFUL) goto fallback_clear;
+        kids[i++] = (uint32_t)kid;
+    }
+    if (i != n) goto fallback_clear;
+
+    /* The record to queue: built before the slots are written (an allocation may run a collection). */
+    if (PyCell_GET(self->fresh) != Py_False) {
+        PyObject *end = PyLong_FromSsize_t(base + p + span);
+        if (end == NULL) goto error;
+        out = PyTuple_Pack(6, self->tag, rid, step_obj, ts_obj, values, end);
+        Py_DECREF(end);
+        if (out == NULL) goto error;
+    }
+    else {
+        out = record;
+        Py_INCREF(out);
+    }
+    pos_obj = PyLong_FromSsize_t(p + span);
+    if (pos_obj == NULL) goto error;
+
+    if (PyObject_GetBuffer(PyCell_GET(self->buf), &view, PyBUF_WRITABLE) < 0) { /* a closed mapping: Python */
+        Py_DECREF(pos_obj);
+        Py_CLEAR(out);
+        goto fallback_clear;
+    }
+    if (view.len < p + span) {
+        PyBuffer_Release(&view);
+        Py_DECREF(pos_obj);
+        Py_CLEAR(out);
+        goto fallback;
+    }
+    dst = (char *)view.buf + p;
+    for (i = 0; i < n; i++, dst += SLOT_SIZE) pack_slot(dst, kids[i], vals[i], (int64_t)step, ts, self->magic);
+    PyBuffer_Release(&view);
+    cell_store(self->pos, pos_obj);
+    if (out != record) {
+        Py_INCREF(Py_False);
+        cell_store(self->fresh, Py_False);
+    }
+
+    if (PyObject_Size(self->queue) < self->crowded)
+        res = PyObject_CallOneArg(self->append, out);
+    else
+        res = PyObject_CallOneArg(self->put_crowded, out);
+    Py_DECREF(out);
+    Py_XDECREF(res);
+    Py_INCREF(Py_False);
+    cell_store(self->busy, Py_False);
+    if (kids != kid_stack) {
+        PyMem_Free(kids);
+        PyMem_Free(vals);
+    }
+    if (res == NULL) return NULL;
+    Py_RETURN_NONE;
+
+error:
+    Py_XDECREF(out);
+    Py_INCREF(Py_False);
+    cell_store(self->busy, Py_False);
+    if (kids != kid_stack) {
+        PyMem_Free(kids);
+        PyMem_Free(vals);
+    }
+    return NULL;
+
+fallback_clear:
+    PyErr_Clear();
+fallback:
+    Py_INCREF(Py_False);
+    cell_store(self->busy, Py_False);
+    if (kids != kid_stack) {
+        PyMem_Free(kids);
+        PyMem_Free(vals);
+    }
+    return slow_put(self, record);
+}
+
+static PyObject *
+fastput_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "put() takes exactly one argument (the record)");
+        return NULL;
+    }
+    return fastput_put((FastPut *)self, args[0]);
+}
+
+static int
+check_cell(PyObject *cell, const char *name)
+{
+    if (!PyCell_Check(cell)) {
+        PyErr_Format(PyExc_TypeError, "FastPut: %s must be a closure cell", name);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+fastput_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"slow", "queue", "crowded", "put_crowded", "tag", "magic", "busy", "buf", "pos",
+                             "limit", "base", "ids", "fresh", NULL};
+    PyObject *slow, *queue, *put_crowded, *tag, *busy, *buf, *pos, *limit, *base, *ids, *fresh;
+    Py_ssize_t crowded;
+    unsigned long magic;
+    FastPut *self;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOnOOkOOOOOOO:FastPut", kwlist, &slow, &queue, &crowded,
+                                     &put_crowded, &tag, &magic, &busy, &buf, &pos, &limit, &base, &ids, &fresh))
+        return NULL;
+    if (check_cell(busy, "busy") || check_cell(buf, "buf") || check_cell(pos, "pos") || check_cell(limit, "limit")
+        || check_cell(base, "base") || check_cell(ids, "ids") || check_cell(fresh, "fresh"))
+        return NULL;
+    if (!PyCallable_Check(slow) || !PyCallable_Check(put_crowded)) {
+        PyErr_SetString(PyExc_TypeError, "FastPut: slow and put_crowded must be callable");
+        return NULL;
+    }
+    self = (FastPut *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->append = PyObject_GetAttrString(queue, "append");
+    if (self->append == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->vectorcall = fastput_vectorcall;
+    self->crowded = crowded;
+    self->magic = (uint32_t)magic;
+#define KEEP(field, obj) \
+    do {                 \
+        Py_INCREF(obj);  \
+        self->field = obj; \
+    } while (0)
+    KEEP(slow, slow);
+    KEEP(queue, queue);
+    KEEP(put_crowded, put_crowded);
+    KEEP(tag, tag);
+    KEEP(busy, busy);
+    KEEP(buf, buf);
+    KEEP(pos, pos);
+    KEEP(limit, limit);
+    KEEP(base, base);
+    KEEP(ids, ids);
+    KEEP(fresh, fresh);
+#undef KEEP
+    return (PyObject *)self;
+}
+
+static int
+fastput_traverse(FastPut *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->slow);
+    Py_VISIT(self->queue);
+    Py_VISIT(self->append);
+    Py_VISIT(self->put_crowded);
+    Py_VISIT(self->tag);
+    Py_VISIT(self->busy);
+    Py_VISIT(self->buf);
+    Py_VISIT(self->pos);
+    Py_VISIT(self->limit);
+    Py_VISIT(self->base);
+    Py_VISIT(self->ids);
+    Py_VISIT(self->fresh);
+    return 0;
+}
+
+static int
+fastput_clear(FastPut *self)
+{
+    Py_CLEAR(self->slow);
+    Py_CLEAR(self->queue);
+    Py_CLEAR(self->append);
+    Py_CLEAR(self->put_crowded);
+    Py_CLEAR(self->tag);
+    Py_CLEAR(self->busy);
+    Py_CLEAR(self->buf);
+    Py_CLEAR(self->pos);
+    Py_CLEAR(self->limit);
+    Py_CLEAR(self->base);
+    Py_CLEAR(self->ids);
+    Py_CLEAR(self->fresh);
+    return 0;
+}
+
+static void
+fastput_dealloc(FastPut *self)
+{
+    PyObject_GC_UnTrack(self);
+    fastput_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+fastput_get_slow(FastPut *self, void *closure)
+{
+    Py_INCREF(self->slow);
+    return self->slow;
+}
+
+static PyGetSetDef fastput_getset[] = {
+    {"slow", (getter)fastput_get_slow, NULL, "the pure-Python put this one falls back to", NULL},
+    {NULL},
+};
+
+static PyTypeObject FastPut_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "autolog._speedups.FastPut",
+    .tp_basicsize = sizeof(FastPut),
+    .tp_dealloc = (destructor)fastput_dealloc,
+    .tp_vectorcall_offset = offsetof(FastPut, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "The spool's put with its common case in C (see autolog/_speedups.c).",
+    .tp_traverse = (traverseproc)fastput_traverse,
+    .tp_clear = (inquiry)fastput_clear,
+    .tp_getset = fastput_getset,
+    .tp_new = fastput_new,
+};
+
+/* log_plain(put, tag, run_id, step, metrics) -> bool */
+static PyObject *
+log_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *put, *metrics, *key, *value, *copy, *ts, *record, *res;
+    Py_ssize_t it = 0;
+
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "log_plain(put, tag, run_id, step, metrics) takes 5 arguments");
+        return NULL;
+    }
+    put = args[0];
+    metrics = args[4];
+    if (!PyDict_CheckExact(metrics)) Py_RETURN_FALSE;
+    while (PyDict_Next(metrics, &it, &key, &value)) {
+        if (!PyFloat_CheckExact(value) && !PyLong_CheckExact(value)) Py_RETURN_FALSE;
+    }
+    copy = PyDict_Copy(metrics);
+    if (copy == NULL) return NULL;
+    ts = PyObject_CallNoArgs(time_time);
+    if (ts == NULL) {
+        Py_DECREF(copy);
+        return NULL;
+    }
+    record = PyTuple_New(5);
+    if (record == NULL) {
+        Py_DECREF(copy);
+        Py_DECREF(ts);
+        return NULL;
+    }
+    Py_INCREF(args[1]);
+    PyTuple_SET_ITEM(record, 0, args[1]);
+    Py_INCREF(args[2]);
+    PyTuple_SET_ITEM(record, 1, args[2]);
+    Py_INCREF(args[3]);
+    PyTuple_SET_ITEM(record, 2, args[3]);
+    PyTuple_SET_ITEM(record, 3, ts);
+    PyTuple_SET_ITEM(record, 4, copy);
+    if (Py_TYPE(put) == &FastPut_Type)
+        res = fastput_put((FastPut *)put, record);
+    else
+        res = PyObject_CallOneArg(put, record);
+    Py_DECREF(record);
+    if (res == NULL) return NULL;
+    Py_DECREF(res);
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"log_plain", (PyCFunction)(void (*)(void))log_plain, METH_FASTCALL,
+     "log_plain(put, tag, run_id, step, metrics) -> bool: put (tag, run_id, step, time.time(), dict(metrics)) "
+     "when metrics is an exact dict of exact float/int values; False (nothing done) otherwise."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "autolog._speedups",
+    .m_doc = "The training thread's hot path in C: see autolog/_speedups.c.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    PyObject *m, *time_module;
+
+    if (PyType_Ready(&FastPut_Type) < 0) return NULL;
+    time_module = PyImport_ImportModule("time");
+    if (time_module == NULL) return NULL;
+    time_time = PyObject_GetAttrString(time_module, "time");
+    Py_DECREF(time_module);
+    if (time_time == NULL) return NULL;
+    m = PyModule_Create(&module_def);
+    if (m == NULL) return NULL;
+    Py_INCREF(&FastPut_Type);
+    if (PyModule_AddObject(m, "FastPut", (PyObject *)&FastPut_Type) < 0) {
+        Py_DECREF(&FastPut_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
