@@ -480,7 +480,7 @@ class Writer:
 
 def _text_writer(text: str) -> Callable[[Any], None]:
     def write(target: Any) -> None:
-        target.write_text(text, encoding="utf-8")
+        target.write_bytes(text.encode("utf-8"))  # exact: no newline translation (a "\r" stays one)
 
     return write
 
