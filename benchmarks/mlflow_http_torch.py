@@ -11,7 +11,9 @@ Workload: MLP 64 -> 128 -> 2, batch 64, 2,000 SGD steps on synthetic data, CPU. 
 - ``mlflow-sync``: ``mlflow.log_metric("loss", loss.item(), step)`` — one HTTP request per step;
 - ``mlflow-async``: the same with ``synchronous=False`` (MLflow's own background queue), flushed at the end.
 Timed: the training loop (``seconds``: what the user waits for while training) and, beside it, the loop plus the
-final flush (every value on the server). Imports and server start-up are not timed.
+final flush (every value on the server). Imports and server start-up are not timed. ``--pin`` gives the server a
+core of its own, as a remote server would have, and the training processes the rest (their threads, autolog's
+writer included, share those).
 """
 
 from __future__ import annotations
@@ -90,11 +92,12 @@ def train(mode: str, steps: int, url: str | None) -> dict[str, float]:
 
 
 def drive(args: argparse.Namespace) -> None:
-    from _mlflow_server import mlflow_server
+    from _mlflow_server import mlflow_server, pin
 
+    server_cpus = pin()[0] if args.pin else None
     results: dict[str, list[float]] = {m: [] for m in args.modes}
     flushed: dict[str, list[float]] = {m: [] for m in args.modes}
-    with mlflow_server() as url:
+    with mlflow_server(cpus=server_cpus) as url:
         for i in range(args.repeats):
             for mode in args.modes if i % 2 == 0 else list(reversed(args.modes)):
                 cmd = [sys.executable, __file__, "--mode", mode, "--steps", str(args.steps), "--mlflow-url", url]
@@ -118,6 +121,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--mlflow-url")
+    parser.add_argument("--pin", action="store_true", help="the server on its own core (see _mlflow_server.pin)")
     args = parser.parse_args()
     if args.mode is None:
         drive(args)
