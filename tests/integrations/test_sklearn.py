@@ -462,3 +462,60 @@ def test_search_with_parallel_workers_still_logs_one_parent(memory_store: Memory
         "GridSearchCV-candidate-0",
         "GridSearchCV-candidate-1",
     ]
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("variant", ["plain", "float32", "no_intercept", "class_weight", "cv"])
+def test_direct_logistic_proba_equals_predict_proba(n_classes: int, variant: str, monkeypatch) -> None:
+    """A LogisticRegression's probabilities for the training metrics are computed without scikit-learn's input
+    checks once the first fit of that kind has shown them equal to ``predict_proba`` exactly; then they still are."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+
+    from autolog.integrations.sklearn import _metrics
+
+    monkeypatch.setattr(_metrics, "_direct_ok", {})
+    x, y = make_classification(n_samples=400, n_classes=n_classes, n_informative=4, random_state=2)
+    if variant == "float32":
+        x = x.astype(np.float32)
+    model = {
+        "plain": lambda: LogisticRegression(max_iter=300),
+        "float32": lambda: LogisticRegression(max_iter=300),
+        "no_intercept": lambda: LogisticRegression(fit_intercept=False, max_iter=300),
+        "class_weight": lambda: LogisticRegression(class_weight="balanced", C=0.1, max_iter=300),
+        "cv": lambda: LogisticRegressionCV(Cs=3, cv=3, max_iter=300),
+    }[variant]().fit(x, y)
+    expected = model.predict_proba(x)
+    first = _metrics._direct_proba(model, x)  # proves the kind
+    assert np.array_equal(first, expected)
+    assert list(_metrics._direct_ok.values()) == [True]
+    refit = model.set_params(**({"Cs": [0.5]} if variant == "cv" else {"C": 0.5})).fit(x[::-1], y[::-1])
+    direct = _metrics._direct_proba(refit, x)  # the same kind: computed directly
+    assert np.array_equal(direct, refit.predict_proba(x))
+    assert not np.array_equal(direct, expected)  # it did use the refitted coefficients
+
+
+def test_direct_logistic_proba_falls_back_where_it_is_not_proven_or_does_not_apply(iris, monkeypatch) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from autolog.integrations.sklearn import _metrics
+
+    monkeypatch.setattr(_metrics, "_direct_ok", {})
+    x, y = iris
+    model = LogisticRegression(max_iter=300).fit(x, y)
+
+    class Shifted(LogisticRegression):  # decision_function overridden: predict_proba's result changes with it
+        def decision_function(self, x):  # type: ignore[no-untyped-def]
+            return super().decision_function(x) + np.arange(3)
+
+    assert _metrics._direct_proba(Shifted(max_iter=300).fit(x, y), x) is None
+    assert _metrics._direct_proba(model, x.tolist()) is None  # not a numpy array: scikit-learn's own checks
+    assert _metrics._direct_proba(model, x.astype(int)) is None
+    monkeypatch.setattr(_metrics, "linear_proba", lambda xs, coef, intercept: np.zeros((len(xs), 3)))
+    assert np.array_equal(_metrics._direct_proba(model, x), model.predict_proba(x))  # the check fails...
+    assert list(_metrics._direct_ok.values()) == [False]
+    assert _metrics._direct_proba(model, x) is None  # ...so that kind keeps calling predict_proba
+    got = _metrics.training_metrics(model, x, y)
+    monkeypatch.setattr(_metrics, "_direct_ok", {})
+    monkeypatch.undo()
+    assert got == _metrics.training_metrics(model, x, y)

@@ -133,11 +133,79 @@ def _proba(estimator: Any, xs: Any) -> Any:
     if not hasattr(estimator, "predict_proba"):
         return None
     try:
-        proba = np.asarray(estimator.predict_proba(xs), dtype=float)
+        proba = _direct_proba(estimator, xs)
+        if proba is None:
+            proba = np.asarray(estimator.predict_proba(xs), dtype=float)
         n_classes = len(estimator.classes_)
     except (*NOT_APPLICABLE, KeyError):
         return None
     return proba if proba.ndim == 2 and proba.shape[1] == n_classes >= 2 else None
+
+
+# -- predict_proba without scikit-learn's input checks ------------------------------------------------------------
+# A LogisticRegression's predict_proba on the sample spends most of its time (~0.3 of ~0.5 ms) in scikit-learn's
+# input validation, which the training data fit has just validated does not need. For a float numpy sample, the
+# same arithmetic is done here: the scores ``xs @ coef_.T + intercept_`` (what ``decision_function`` computes for a
+# dense array), then the logistic function for two classes or the softmax for more, as scikit-learn does. Which of
+# those scikit-learn applies has changed between versions (``multi_class``), so the direct result is trusted only
+# once it has equalled ``predict_proba`` exactly, checked on the first fit of each kind (class, number of classes,
+# dtypes, ``multi_class`` and ``solver``): a kind whose check fails keeps calling ``predict_proba``.
+_LINEAR_PROBA = "sklearn.linear_model._logistic.LogisticRegression.predict_proba"
+_LINEAR_DECISION = "sklearn.linear_model._base.LinearClassifierMixin.decision_function"
+_direct_ok: dict[Any, bool] = {}  # kind -> the direct result equalled predict_proba's
+
+
+def _direct_proba(estimator: Any, xs: Any) -> Any:
+    """predict_proba(xs) computed directly (see above), or None where that does not apply or is not proven."""
+    import numpy as np
+
+    cls = type(estimator)
+    if type(xs) is not np.ndarray or xs.ndim != 2 or xs.dtype.kind != "f":
+        return None
+    if _qualname(getattr(cls, "predict_proba", None)) != _LINEAR_PROBA:
+        return None
+    coef, intercept = getattr(estimator, "coef_", None), getattr(estimator, "intercept_", None)
+    if type(coef) is not np.ndarray or coef.ndim != 2 or coef.shape[1] != xs.shape[1]:
+        return None
+    if _qualname(getattr(cls, "decision_function", None)) != _LINEAR_DECISION:
+        return None
+    try:
+        kind = (
+            cls,
+            coef.shape[0],
+            len(estimator.classes_),
+            xs.dtype,
+            coef.dtype,
+            getattr(estimator, "multi_class", None),
+            getattr(estimator, "solver", None),
+        )
+        proven = _direct_ok.get(kind)
+    except TypeError:  # an unhashable multi_class or solver: not a kind we can remember
+        return None
+    if proven is False:
+        return None
+    proba = linear_proba(xs, coef, intercept)
+    if proven is None:  # the first of its kind: compare with scikit-learn's own
+        expected = np.asarray(estimator.predict_proba(xs), dtype=float)
+        _direct_ok[kind] = expected.shape == proba.shape and bool(np.array_equal(expected, proba))
+        return expected
+    return proba
+
+
+def linear_proba(xs: Any, coef: Any, intercept: Any) -> Any:
+    """A logistic regression's class probabilities: the logistic function of the score for one row of ``coef``
+    (two classes), else the softmax of the scores (what scikit-learn's ``_predict_proba_lr`` and ``softmax`` do)."""
+    import numpy as np
+    from scipy.special import expit
+
+    scores = xs @ coef.T + intercept
+    if scores.shape[1] == 1:
+        p = expit(scores.reshape(-1), out=scores.reshape(-1))
+        return np.stack([1 - p, p], axis=1)
+    scores -= scores.max(axis=1).reshape((-1, 1))
+    np.exp(scores, out=scores)
+    scores /= scores.sum(axis=1).reshape((-1, 1))
+    return scores
 
 
 def _encoded(classes: Any, truth: Any, pred: Any, proba: Any) -> tuple[Any, Any, Any]:
