@@ -519,3 +519,39 @@ def test_direct_logistic_proba_falls_back_where_it_is_not_proven_or_does_not_app
     monkeypatch.setattr(_metrics, "_direct_ok", {})
     monkeypatch.undo()
     assert got == _metrics.training_metrics(model, x, y)
+
+
+@pytest.mark.parametrize("case", ["class_missing_from_truth", "single_class_in_truth", "odd_int_labels", "ties"])
+def test_numpy_training_metrics_equal_sklearn_metrics_on_edge_cases(case: str) -> None:
+    """The sample's truth may lack classes the classifier knows (or hold one class only); labels may be any sorted
+    values; probabilities may tie. The numpy metrics still equal sklearn.metrics' (AUC only where it is defined)."""
+    from sklearn import metrics
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    from autolog.integrations.sklearn import _metrics
+
+    x, y = make_classification(n_samples=300, n_classes=3, n_informative=4, flip_y=0.1, random_state=3)
+    labels = np.array([3, 7, 10])[y]
+    model = (DecisionTreeClassifier(max_depth=2) if case == "ties" else LogisticRegression(max_iter=300)).fit(x, labels)
+    keep = {
+        "class_missing_from_truth": labels != 7,
+        "single_class_in_truth": labels == 10,
+        "odd_int_labels": np.ones(len(labels), bool),
+        "ties": np.ones(len(labels), bool),
+    }[case]
+    xs, truth = x[keep], labels[keep]
+    got = _metrics.training_metrics(model, xs, truth)
+    pred, proba = model.predict(xs), model.predict_proba(xs)
+    p, r, f, _ = metrics.precision_recall_fscore_support(truth, pred, average="weighted", zero_division=0)
+    expected = {
+        "training_accuracy_score": metrics.accuracy_score(truth, pred),
+        "training_precision_score": p,
+        "training_recall_score": r,
+        "training_f1_score": f,
+        "training_log_loss": metrics.log_loss(truth, proba, labels=model.classes_),
+    }
+    if len(np.unique(truth)) == 3:
+        expected["training_roc_auc"] = metrics.roc_auc_score(truth, proba, multi_class="ovr")
+    assert got == pytest.approx(expected, rel=1e-12)

@@ -281,14 +281,22 @@ def _proba_metrics(proba: Any, column: Any, present: int) -> dict[str, float]:
     each row's true class as a column of ``proba``; ``present``: how many classes occur in the truth."""
     import numpy as np
 
-    n_classes = proba.shape[1]
-    picked = proba[np.arange(len(column)), column] / proba.sum(axis=1)
-    out = {"training_log_loss": float(-np.mean(np.log(np.clip(picked, np.finfo(float).eps, 1))))}
+    n, n_classes = proba.shape
+    # each row's total as a matrix-vector product: ``proba.sum(axis=1)`` reduces along the short rows of a C-ordered
+    # array, ~25 us for a thousand rows here; the order of the additions differs only in the last bit
+    picked = proba[np.arange(n), column]
+    picked /= proba @ np.ones(n_classes)
+    np.clip(picked, _EPS, 1, out=picked)
+    np.log(picked, out=picked)
+    out = {"training_log_loss": -float(np.add.reduce(picked)) / n}
     if n_classes == 2 and present == 2:
         out["training_roc_auc"] = _binary_auc(column == 1, proba[:, 1])
     elif n_classes > 2 and present == n_classes:  # one-vs-rest, macro average
         out["training_roc_auc"] = float(np.mean([_binary_auc(column == c, proba[:, c]) for c in range(n_classes)]))
     return out
+
+
+_EPS = 2.220446049250313e-16  # np.finfo(float).eps, what log_loss clips to
 
 
 def _columns(classes: Any, labels: Any, true_idx: Any) -> Any:
