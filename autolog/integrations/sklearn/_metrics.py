@@ -201,7 +201,10 @@ def linear_proba(xs: Any, coef: Any, intercept: Any) -> Any:
     scores = xs @ coef.T + intercept
     if scores.shape[1] == 1:
         p = expit(scores.reshape(-1), out=scores.reshape(-1))
-        return np.stack([1 - p, p], axis=1)
+        out = np.empty((len(p), 2), dtype=p.dtype)  # np.stack([1 - p, p], axis=1), without its Python overhead
+        out[:, 1] = p
+        np.subtract(1, p, out=out[:, 0])
+        return out
     scores -= scores.max(axis=1).reshape((-1, 1))
     np.exp(scores, out=scores)
     scores /= scores.sum(axis=1).reshape((-1, 1))
