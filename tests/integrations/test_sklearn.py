@@ -508,7 +508,12 @@ def test_direct_logistic_proba_falls_back_where_it_is_not_proven_or_does_not_app
         def decision_function(self, x):  # type: ignore[no-untyped-def]
             return super().decision_function(x) + np.arange(3)
 
+    class Flat(LogisticRegression):  # the one-vs-rest normalisation overridden
+        def _predict_proba_lr(self, x):  # type: ignore[no-untyped-def]
+            return np.full((len(x), 3), 1 / 3)
+
     assert _metrics._direct_proba(Shifted(max_iter=300).fit(x, y), x) is None
+    assert _metrics._direct_proba(Flat(max_iter=300).fit(x, y), x) is None
     assert _metrics._direct_proba(model, x.tolist()) is None  # not a numpy array: scikit-learn's own checks
     assert _metrics._direct_proba(model, x.astype(int)) is None
     monkeypatch.setattr(_metrics, "linear_proba", lambda xs, coef, intercept: np.zeros((len(xs), 3)))

@@ -152,6 +152,7 @@ def _proba(estimator: Any, xs: Any) -> Any:
 # dtypes, ``multi_class`` and ``solver``): a kind whose check fails keeps calling ``predict_proba``.
 _LINEAR_PROBA = "sklearn.linear_model._logistic.LogisticRegression.predict_proba"
 _LINEAR_DECISION = "sklearn.linear_model._base.LinearClassifierMixin.decision_function"
+_LINEAR_OVR = ("sklearn.linear_model._base.LinearClassifierMixin._predict_proba_lr", ".")  # "." where there is none
 _direct_ok: dict[Any, bool] = {}  # kind -> the direct result equalled predict_proba's
 
 
@@ -167,7 +168,10 @@ def _direct_proba(estimator: Any, xs: Any) -> Any:
     coef, intercept = getattr(estimator, "coef_", None), getattr(estimator, "intercept_", None)
     if type(coef) is not np.ndarray or coef.ndim != 2 or coef.shape[1] != xs.shape[1]:
         return None
-    if _qualname(getattr(cls, "decision_function", None)) != _LINEAR_DECISION:
+    if (
+        _qualname(getattr(cls, "decision_function", None)) != _LINEAR_DECISION
+        or _qualname(getattr(cls, "_predict_proba_lr", None)) not in _LINEAR_OVR
+    ):
         return None
     try:
         kind = (
