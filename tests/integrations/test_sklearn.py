@@ -524,6 +524,11 @@ def test_direct_logistic_proba_falls_back_where_it_is_not_proven_or_does_not_app
     monkeypatch.setattr(_metrics, "_direct_ok", {})
     monkeypatch.undo()
     assert got == _metrics.training_metrics(model, x, y)
+    monkeypatch.setattr(_metrics, "_direct_ok", {})
+    odd = LogisticRegression(max_iter=300).fit(x, y)
+    odd.intercept_ = None  # the direct arithmetic fails: None (and that kind is not tried again)
+    assert _metrics._direct_proba(odd, x) is None
+    assert list(_metrics._direct_ok.values()) == [False]
 
 
 @pytest.mark.parametrize("case", ["class_missing_from_truth", "single_class_in_truth", "odd_int_labels", "ties"])
