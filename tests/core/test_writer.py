@@ -187,3 +187,19 @@ def test_sync_mode_writes_on_the_calling_thread(memory_store: MemoryBackend) -> 
 def test_invalid_and_valid_queue_policies(policy: str) -> None:
     autolog.enable(backend="memory:", queue_full=policy)
     assert session.options().queue_full == policy
+
+
+def test_model_metadata_json_is_encoded_once_per_content_and_types_are_kept() -> None:
+    import json
+
+    from autolog import models
+
+    meta = {"flavor": "sklearn", "loader": "m:load", "n": 1, "none": None}
+    assert models.meta_json(meta) == json.dumps(meta, indent=2).encode()
+    assert models.meta_json(dict(meta)) is models.meta_json(meta)  # cached
+    assert models.meta_json({**meta, "x": 0.5}) == json.dumps({**meta, "x": 0.5}, indent=2).encode()
+    assert json.loads(models.meta_json({**meta, "n": True}))["n"] is True  # True == 1, yet not the same text
+    assert json.loads(models.meta_json({**meta, "n": 1.0}))["n"] == 1.0
+    assert models.meta_json({**meta, "x": -0.0}) != models.meta_json({**meta, "x": 0.0})  # equal keys, not texts
+    odd = {"flavor": "x", "shape": [1, 2], "path": models.Path("/a")}  # not plain: encoded as before
+    assert models.meta_json(odd) == json.dumps(odd, indent=2, default=str).encode()

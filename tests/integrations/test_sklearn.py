@@ -462,3 +462,106 @@ def test_search_with_parallel_workers_still_logs_one_parent(memory_store: Memory
         "GridSearchCV-candidate-0",
         "GridSearchCV-candidate-1",
     ]
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("variant", ["plain", "float32", "no_intercept", "class_weight", "cv"])
+def test_direct_logistic_proba_equals_predict_proba(n_classes: int, variant: str, monkeypatch) -> None:
+    """A LogisticRegression's probabilities for the training metrics are computed without scikit-learn's input
+    checks once the first fit of that kind has shown them equal to ``predict_proba`` exactly; then they still are."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+
+    from autolog.integrations.sklearn import _metrics
+
+    monkeypatch.setattr(_metrics, "_direct_ok", {})
+    x, y = make_classification(n_samples=400, n_classes=n_classes, n_informative=4, random_state=2)
+    if variant == "float32":
+        x = x.astype(np.float32)
+    model = {
+        "plain": lambda: LogisticRegression(max_iter=300),
+        "float32": lambda: LogisticRegression(max_iter=300),
+        "no_intercept": lambda: LogisticRegression(fit_intercept=False, max_iter=300),
+        "class_weight": lambda: LogisticRegression(class_weight="balanced", C=0.1, max_iter=300),
+        "cv": lambda: LogisticRegressionCV(Cs=3, cv=3, max_iter=300),
+    }[variant]().fit(x, y)
+    expected = model.predict_proba(x)
+    first = _metrics._direct_proba(model, x)  # proves the kind
+    assert np.array_equal(first, expected)
+    assert list(_metrics._direct_ok.values()) == [True]
+    refit = model.set_params(**({"Cs": [0.5]} if variant == "cv" else {"C": 0.5})).fit(x[::-1], y[::-1])
+    direct = _metrics._direct_proba(refit, x)  # the same kind: computed directly
+    assert np.array_equal(direct, refit.predict_proba(x))
+    assert not np.array_equal(direct, expected)  # it did use the refitted coefficients
+
+
+def test_direct_logistic_proba_falls_back_where_it_is_not_proven_or_does_not_apply(iris, monkeypatch) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from autolog.integrations.sklearn import _metrics
+
+    monkeypatch.setattr(_metrics, "_direct_ok", {})
+    x, y = iris
+    model = LogisticRegression(max_iter=300).fit(x, y)
+
+    class Shifted(LogisticRegression):  # decision_function overridden: predict_proba's result changes with it
+        def decision_function(self, x):  # type: ignore[no-untyped-def]
+            return super().decision_function(x) + np.arange(3)
+
+    class Flat(LogisticRegression):  # the one-vs-rest normalisation overridden
+        def _predict_proba_lr(self, x):  # type: ignore[no-untyped-def]
+            return np.full((len(x), 3), 1 / 3)
+
+    assert _metrics._direct_proba(Shifted(max_iter=300).fit(x, y), x) is None
+    assert _metrics._direct_proba(Flat(max_iter=300).fit(x, y), x) is None
+    assert _metrics._direct_proba(model, x.tolist()) is None  # not a numpy array: scikit-learn's own checks
+    assert _metrics._direct_proba(model, x.astype(int)) is None
+    monkeypatch.setattr(_metrics, "linear_proba", lambda xs, coef, intercept: np.zeros((len(xs), 3)))
+    assert np.array_equal(_metrics._direct_proba(model, x), model.predict_proba(x))  # the check fails...
+    assert list(_metrics._direct_ok.values()) == [False]
+    assert _metrics._direct_proba(model, x) is None  # ...so that kind keeps calling predict_proba
+    got = _metrics.training_metrics(model, x, y)
+    monkeypatch.setattr(_metrics, "_direct_ok", {})
+    monkeypatch.undo()
+    assert got == _metrics.training_metrics(model, x, y)
+    monkeypatch.setattr(_metrics, "_direct_ok", {})
+    odd = LogisticRegression(max_iter=300).fit(x, y)
+    odd.intercept_ = None  # the direct arithmetic fails: None (and that kind is not tried again)
+    assert _metrics._direct_proba(odd, x) is None
+    assert list(_metrics._direct_ok.values()) == [False]
+
+
+@pytest.mark.parametrize("case", ["class_missing_from_truth", "single_class_in_truth", "odd_int_labels", "ties"])
+def test_numpy_training_metrics_equal_sklearn_metrics_on_edge_cases(case: str) -> None:
+    """The sample's truth may lack classes the classifier knows (or hold one class only); labels may be any sorted
+    values; probabilities may tie. The numpy metrics still equal sklearn.metrics' (AUC only where it is defined)."""
+    from sklearn import metrics
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    from autolog.integrations.sklearn import _metrics
+
+    x, y = make_classification(n_samples=300, n_classes=3, n_informative=4, flip_y=0.1, random_state=3)
+    labels = np.array([3, 7, 10])[y]
+    model = (DecisionTreeClassifier(max_depth=2) if case == "ties" else LogisticRegression(max_iter=300)).fit(x, labels)
+    keep = {
+        "class_missing_from_truth": labels != 7,
+        "single_class_in_truth": labels == 10,
+        "odd_int_labels": np.ones(len(labels), bool),
+        "ties": np.ones(len(labels), bool),
+    }[case]
+    xs, truth = x[keep], labels[keep]
+    got = _metrics.training_metrics(model, xs, truth)
+    pred, proba = model.predict(xs), model.predict_proba(xs)
+    p, r, f, _ = metrics.precision_recall_fscore_support(truth, pred, average="weighted", zero_division=0)
+    expected = {
+        "training_accuracy_score": metrics.accuracy_score(truth, pred),
+        "training_precision_score": p,
+        "training_recall_score": r,
+        "training_f1_score": f,
+        "training_log_loss": metrics.log_loss(truth, proba, labels=model.classes_),
+    }
+    if len(np.unique(truth)) == 3:
+        expected["training_roc_auc"] = metrics.roc_auc_score(truth, proba, multi_class="ovr")
+    assert got == pytest.approx(expected, rel=1e-12)
