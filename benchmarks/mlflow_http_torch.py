@@ -6,8 +6,9 @@
 
 Workload: MLP 64 -> 128 -> 2, batch 64, 2,000 SGD steps on synthetic data, CPU. Modes:
 - ``bare``: no logging;
-- ``autolog``: ``autolog.log_metrics({"loss": loss}, step)`` with ``backend="mlflow+<url>"`` (the tensor goes to the
-  writer thread, no ``.item()`` in the loop);
+- ``autolog``: ``autolog.enable(backend="mlflow+<url>")`` and nothing else, as in ``torch_loop.py``: the loss (from
+  the loss function) and the learning rate are logged at each optimizer step, the tensor read by the writer thread
+  (no ``.item()`` in the loop). (Until 2026-11-26 this mode also logged the loss by hand, three values a step.)
 - ``mlflow-sync``: ``mlflow.log_metric("loss", loss.item(), step)`` — one HTTP request per step;
 - ``mlflow-async``: the same with ``synchronous=False`` (MLflow's own background queue), flushed at the end.
 Timed: the training loop (``seconds``: what the user waits for while training) and, beside it, the loop plus the
@@ -50,7 +51,7 @@ def train(mode: str, steps: int, url: str | None) -> dict[str, float]:
         run = run_cm.__enter__()
         run.log_metrics({"warmup": 0.0}, 0)  # the writer opens the store and sends a first batch, untimed
         assert autolog.flush(600)  # (the MLflow modes likewise connect and create their run before the loop)
-        log = run.log_metrics
+        # nothing else: autologging (joined to this run) logs the loss and the learning rate at each step
     elif mode.startswith("mlflow"):
         import mlflow
 
