@@ -9,8 +9,11 @@ A workload is a Python script that takes ``--mode NAME``, does its set-up, times
 
 Options may come before or after the script; everything after ``--`` is passed to the script unchanged.
 
-prints the median of each mode, the ratio of each mode's median to the first mode's, and a Markdown table that can
-be pasted into RESULTS.md (``--markdown FILE`` appends it with the command line).
+prints the median of each mode, the ratio of each mode's median to the first mode's with a 95 % bootstrap interval
+(the runs of each mode resampled, 2,000 times, seeded), the median of the paired ratios (each run over the baseline
+run of the same round), and a Markdown table that can be pasted into RESULTS.md (``--markdown FILE`` appends it with
+the command line; ``--raw FILE`` keeps every run's JSON). On a shared machine whose speed drifts between processes,
+the interval says how far a median ratio can be trusted: a target is shown only when the interval lies under it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -57,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per mode (alternated)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (page cache, imports)")
     parser.add_argument("--markdown", help="append the result table to this file")
+    parser.add_argument("--raw", help="write every run's result (JSON, by mode and round) to this file")
     parser.add_argument("--title", default=None)
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -77,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  round {i + 1}/{args.repeats} {mode}: {results[mode][-1]['seconds']:.4f}s", file=sys.stderr)
     table = render(args, modes, results, time.time() - started)
     print(table)
+    if args.raw:
+        Path(args.raw).write_text(json.dumps({"argv": argv, "results": results}, indent=1) + "\n", encoding="utf-8")
     if args.markdown:
         with Path(args.markdown).open("a", encoding="utf-8") as fh:
             fh.write(table + "\n")
@@ -86,7 +93,16 @@ def main(argv: list[str] | None = None) -> int:
 def render(args: argparse.Namespace, modes: list[str], results: dict[str, list[dict[str, float]]], took: float) -> str:
     base = statistics.median(r["seconds"] for r in results[modes[0]])
     extra_keys = sorted({k for rs in results.values() for r in rs for k in r if k != "seconds"})
-    head = ["mode", "median s", "min s", "max s", f"ratio to {modes[0]}", *(f"median {k}" for k in extra_keys)]
+    head = [
+        "mode",
+        "median s",
+        "min s",
+        "max s",
+        f"ratio to {modes[0]}",
+        "95 % interval",
+        "median paired ratio",
+        *(f"median {k}" for k in extra_keys),
+    ]
     lines = [
         f"### {args.title or Path(args.script).stem}",
         "",
@@ -102,12 +118,28 @@ def render(args: argparse.Namespace, modes: list[str], results: dict[str, list[d
         secs = [r["seconds"] for r in results[mode]]
         med = statistics.median(secs)
         cells = [mode, f"{med:.4f}", f"{min(secs):.4f}", f"{max(secs):.4f}", f"{med / base:.3f}"]
+        if mode == modes[0]:
+            cells += ["", ""]
+        else:
+            lo, hi = ratio_interval([r["seconds"] for r in results[modes[0]]], secs)
+            paired = [m / b for b, m in zip((r["seconds"] for r in results[modes[0]]), secs, strict=False)]
+            cells += [f"{lo:.3f} to {hi:.3f}", f"{statistics.median(paired):.3f}"]
         for key in extra_keys:
             vals = [r[key] for r in results[mode] if key in r]
             cells.append(f"{statistics.median(vals):.4g}" if vals else "")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     return "\n".join(lines)
+
+
+def ratio_interval(base: list[float], other: list[float], rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """A 95 % percentile-bootstrap interval of median(other) / median(base), each list resampled on its own."""
+    rng = random.Random(seed)
+    ratios = sorted(
+        statistics.median(rng.choices(other, k=len(other))) / statistics.median(rng.choices(base, k=len(base)))
+        for _ in range(rounds)
+    )
+    return ratios[int(0.025 * rounds)], ratios[int(0.975 * rounds) - 1]
 
 
 if __name__ == "__main__":
