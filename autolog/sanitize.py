@@ -61,12 +61,19 @@ def tensors_to_floats(tensors: list[Any]) -> list[float | None]:
         return out
     groups: dict[Any, list[int]] = {}
     try:
-        kinds = {(t.device, t.dtype, t.layout, t.dim()) for t in tensors}
-        if len(kinds) == 1:  # the common case (one loss a step): 0-d tensors of one kind, stacked as they are
-            _, dtype, layout, dim = kinds.pop()
-            if dim == 0 and layout == torch.strided and not dtype.is_complex:
-                with torch.no_grad():
-                    return [float(v) for v in torch.stack(tensors).tolist()]
+        dtype = tensors[0].dtype
+        if not dtype.is_complex and all(t.dtype is dtype for t in tensors):
+            # The common case (one loss a step): tensors of one dtype, stacked as they are. ``dtype`` is a cached
+            # object where ``device`` is built anew at each access; ``stack`` itself refuses mixed devices and
+            # shapes, and a result of one dimension means every tensor was 0-d (no promotion: one dtype).
+            with torch.no_grad():
+                try:
+                    stacked = torch.stack(tensors)
+                except Exception:  # noqa: BLE001 - devices or shapes differ: grouped below
+                    stacked = None
+            if stacked is not None and stacked.dim() == 1 and stacked.layout == torch.strided:
+                values = stacked.tolist()
+                return values if dtype.is_floating_point else [float(v) for v in values]
         for i, t in enumerate(tensors):
             if t.numel() == 1 and not t.is_complex() and t.layout == torch.strided:
                 groups.setdefault((t.device, t.dtype), []).append(i)  # no promotion: int64 stays exact

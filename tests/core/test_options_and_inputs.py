@@ -262,3 +262,12 @@ def test_tensors_are_read_together_exactly_as_item_reads_them() -> None:
     assert got[4:] == [None, None]
     assert sanitize.tensors_to_floats([torch.tensor(big), torch.tensor(3)]) == [float(big), 3.0]
     assert sanitize.tensors_to_floats([torch.tensor(1j), torch.tensor(2j)]) == [None, None]
+    # one dtype but not all 0-d (the one-stack path must not take these): each read on its own terms
+    assert sanitize.tensors_to_floats([torch.tensor(1.5), torch.tensor([2.5])]) == [1.5, 2.5]
+    assert sanitize.tensors_to_floats([torch.tensor([1.5]), torch.tensor([2.5])]) == [1.5, 2.5]
+    assert sanitize.tensors_to_floats([torch.zeros(2), torch.ones(2)]) == [None, None]
+    bools = [torch.tensor(True), torch.tensor(False)]
+    assert sanitize.tensors_to_floats(bools) == [1.0, 0.0]
+    assert all(type(v) is float for v in sanitize.tensors_to_floats([*bools, torch.tensor(3)]))
+    halves = [torch.tensor(v, dtype=torch.bfloat16) for v in (0.1, 3.3)]
+    assert sanitize.tensors_to_floats(halves) == [t.item() for t in halves]
