@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render(args: argparse.Namespace, modes: list[str], results: dict[str, list[dict[str, float]]], took: float) -> str:
-    base = statistics.median(r["seconds"] for r in results[modes[0]])
+    base_secs = [r["seconds"] for r in results[modes[0]]]
+    base = statistics.median(base_secs)
     extra_keys = sorted({k for rs in results.values() for r in rs for k in r if k != "seconds"})
     head = [
         "mode",
@@ -121,8 +122,8 @@ def render(args: argparse.Namespace, modes: list[str], results: dict[str, list[d
         if mode == modes[0]:
             cells += ["", ""]
         else:
-            lo, hi = ratio_interval([r["seconds"] for r in results[modes[0]]], secs)
-            paired = [m / b for b, m in zip((r["seconds"] for r in results[modes[0]]), secs, strict=False)]
+            lo, hi = ratio_interval(base_secs, secs)
+            paired = [m / b for b, m in zip(base_secs, secs, strict=False)]
             cells += [f"{lo:.3f} to {hi:.3f}", f"{statistics.median(paired):.3f}"]
         for key in extra_keys:
             vals = [r[key] for r in results[mode] if key in r]
