@@ -44,6 +44,28 @@ def model_artifact(
     return ModelArtifact(path=path, write=write, flavor=flavor, obj=obj, loader=loader, metadata=meta)
 
 
+def bytes_model_artifact(
+    flavor: str,
+    files: dict[str, bytes],
+    obj: Any,
+    loader: str,
+    metadata: dict[str, Any] | None = None,
+    *,
+    path: str = MODEL_PATH,
+) -> ModelArtifact:
+    """A ModelArtifact whose files are already bytes (``{file name: bytes}``, e.g. a pickle taken at the end of
+    training): written as they are, or kept by a store without touching the file system (``Artifact.files``)."""
+    meta = {"flavor": flavor, "loader": loader, **(metadata or {})}
+    content = {**files, META_FILE: meta_json(meta)}
+
+    def write(target: Path) -> None:
+        target.mkdir(parents=True, exist_ok=True)
+        for name, data in content.items():
+            write_file(target / name, data)
+
+    return ModelArtifact(path=path, write=write, files=content, flavor=flavor, obj=obj, loader=loader, metadata=meta)
+
+
 def meta_json(meta: dict[str, Any]) -> bytes:
     """``meta`` as the metadata file's bytes (indented JSON). A model per scikit-learn fit logs the same metadata
     again and again, and ``json.dumps`` with ``indent`` runs json's pure-Python encoder (a third of the writer's

@@ -54,11 +54,23 @@ class Artifact:
     """A file or directory to store at ``path`` (relative, '/'-separated) in the run's artifact root.
 
     ``write(target)`` creates exactly ``target`` (a file or a directory); it runs on the writer thread, so the
-    training thread does no I/O.
+    training thread does no I/O. ``files``, when the content is already bytes in memory, is the same content as
+    ``{relative file path: bytes}`` (``""`` when the artifact is one file): a store may keep it without touching the
+    file system (the SQLite store keeps small ones in the database).
     """
 
     path: str
     write: Callable[[Path], None]
+    files: dict[str, bytes] | None = field(default=None, kw_only=True)
+
+    @classmethod
+    def of_bytes(cls, path: str, data: bytes) -> Artifact:
+        """A one-file artifact whose content is ``data``, written exactly (no newline translation)."""
+
+        def write(target: Path) -> None:
+            target.write_bytes(data)
+
+        return cls(path, write, files={"": data})
 
 
 @dataclass

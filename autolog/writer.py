@@ -436,7 +436,7 @@ class Writer:
                     f"autolog: param {key!r} is {len(text)} characters, over the backend's {max_len}; truncated, "
                     f"full value kept as artifact params/{key}.txt"
                 )
-                rr.artifacts.append(Artifact(f"params/{key}.txt", _text_writer(text)))
+                rr.artifacts.append(Artifact.of_bytes(f"params/{key}.txt", text.encode("utf-8")))
                 out[key] = text[:max_len]
         return out
 
@@ -476,13 +476,6 @@ class Writer:
             for reason, n in self._backend.dropped().items():
                 out[reason] = out.get(reason, 0) + n
         return out
-
-
-def _text_writer(text: str) -> Callable[[Any], None]:
-    def write(target: Any) -> None:
-        target.write_bytes(text.encode("utf-8"))  # exact: no newline translation (a "\r" stays one)
-
-    return write
 
 
 def _record_size(record: Record) -> int:

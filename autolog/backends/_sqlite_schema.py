@@ -10,18 +10,22 @@ Metric values are the bulk of a store and of its write cost, so their table carr
 * ``metric_last``: ``(run, key_id, seq)``, where each run's last value of each key is: ``Run.metrics`` (and so
   ``autolog runs``) reads a few rows per run instead of all its values. Kept up per batch (a row per key).
 * ``metric_keys``: ``(id, key)``, metric names interned once per store.
+* ``artifact_files``: ``(run, path, data)``, the files of small artifacts whose content was bytes in memory (a
+  scikit-learn model: a pickle and its metadata), kept here instead of as files: a model per fit costs no folder and
+  no file. ``artifacts`` lists every artifact, wherever its files are; reading one writes its files out once.
 * ``metrics``: a view with the plain shape ``(run, key, step, value, timestamp)`` for SQL by hand.
 
 Rows of ``metric_values`` are never deleted or rewritten: a span stays exact because nothing else takes its
 ``seq`` range. A version-1 store (the first layout: a ``metrics`` table of text keys indexed by run;
-``user_version`` 0) is upgraded in place, in one transaction, the first time this autolog opens it.
+``user_version`` 0) is upgraded in place, in one transaction, the first time this autolog opens it; so is a
+version-2 store (no ``artifact_files``: its table is added).
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-VERSION = 2
+VERSION = 3
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS runs (
@@ -47,6 +51,9 @@ TABLES = (
         run INTEGER NOT NULL, key_id INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (run, key_id)
     ) WITHOUT ROWID""",
     "CREATE TABLE IF NOT EXISTS artifacts (run INTEGER NOT NULL, path TEXT NOT NULL, PRIMARY KEY (run, path))",
+    """CREATE TABLE IF NOT EXISTS artifact_files (
+        run INTEGER NOT NULL, path TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (run, path)
+    )""",  # a rowid table: SQLite advises against WITHOUT ROWID for rows as large as a model
     "CREATE TABLE IF NOT EXISTS spool_marks (journal TEXT PRIMARY KEY, confirmed INTEGER NOT NULL)",
 )
 

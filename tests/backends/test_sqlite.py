@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 import subprocess
@@ -12,6 +13,9 @@ from pathlib import Path
 import pytest
 
 import autolog
+from autolog import models
+from autolog.backends import _sqlite_schema
+from autolog.backends import sqlite as sqlite_backend
 from autolog.backends._sqlite_schema import VERSION, StoreVersionError
 from autolog.backends.sqlite import ROWS, SqliteBackend
 from autolog.records import Artifact, Metric, RunRecords, RunStart
@@ -166,3 +170,118 @@ def test_a_rolled_back_batch_leaves_no_cached_run_or_key_behind(tmp_path: Path) 
     assert mine.get_run("theirs").metrics == {"acc": 7.0}
     mine.close()
     other.close()
+
+
+# -- small artifacts of bytes in memory live in the database ---------------------------------------------------------
+def _files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def test_a_small_artifact_of_bytes_is_kept_in_the_database_and_written_out_when_read(tmp_path: Path) -> None:
+    store = SqliteBackend(f"sqlite:///{tmp_path / 'runs.db'}")
+    model = models.bytes_model_artifact("sklearn", {"model.pkl": b"\x80\x05pickle"}, None, "m:load", {"n": 1})
+    text = Artifact.of_bytes("params/long.txt", b"a\rb" * 10)
+    store.write([RunRecords("r1", start=RunStart("r1", "Default", "r", 1.0), artifacts=[model, text])])
+    assert _files_under(store.artifact_root) == []  # no folder, no file at write time
+    assert store.list_artifacts("r1") == ["model", "params/long.txt"]
+    con = sqlite3.connect(tmp_path / "runs.db")
+    stored = dict(con.execute("SELECT path, data FROM artifact_files"))
+    con.close()
+    assert stored == {
+        "model/model.pkl": b"\x80\x05pickle",
+        f"model/{models.META_FILE}": models.meta_json({"flavor": "sklearn", "loader": "m:load", "n": 1}),
+        "params/long.txt": b"a\rb" * 10,
+    }
+    folder = store.download_artifact("r1", "model")
+    assert folder == store.artifact_root / "r1" / "model"
+    assert (folder / "model.pkl").read_bytes() == b"\x80\x05pickle"
+    assert json.loads((folder / models.META_FILE).read_text())["loader"] == "m:load"
+    assert store.download_artifact("r1", "params/long.txt").read_bytes() == b"a\rb" * 10
+    assert _files_under(store.artifact_root) == [
+        "r1/model/autolog-model.json",
+        "r1/model/model.pkl",
+        "r1/params/long.txt",
+    ]
+    with pytest.raises(FileNotFoundError, match="no artifact 'mode'"):
+        store.download_artifact("r1", "mode")  # a prefix of a path is not an artifact
+    store.close()
+
+
+def test_an_artifact_over_the_inline_limit_is_written_as_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_backend, "INLINE_MAX", 10)
+    store = SqliteBackend(f"sqlite:///{tmp_path / 'runs.db'}")
+    small, big = Artifact.of_bytes("small.txt", b"x" * 10), Artifact.of_bytes("big.txt", b"x" * 11)
+    store.write([RunRecords("r1", start=RunStart("r1", "Default", "r", 1.0), artifacts=[small, big])])
+    assert _files_under(store.artifact_root) == ["r1/big.txt"]
+    assert store.list_artifacts("r1") == ["big.txt", "small.txt"]
+    assert store.download_artifact("r1", "small.txt").read_bytes() == b"x" * 10
+    store.close()
+
+
+def test_an_artifact_logged_again_reads_as_its_newest_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inline after inline (once read and written out), files after inline, inline after files: the last wins."""
+    store = SqliteBackend(f"sqlite:///{tmp_path / 'runs.db'}")
+    start = RunStart("r1", "Default", "r", 1.0)
+    store.write([RunRecords("r1", start=start, artifacts=[Artifact.of_bytes("a.txt", b"one")])])
+    assert store.download_artifact("r1", "a.txt").read_bytes() == b"one"  # written out now
+    store.write([RunRecords("r1", artifacts=[Artifact.of_bytes("a.txt", b"two")])])
+    assert store.download_artifact("r1", "a.txt").read_bytes() == b"two"
+    monkeypatch.setattr(sqlite_backend, "INLINE_MAX", 2)
+    store.write([RunRecords("r1", artifacts=[Artifact.of_bytes("a.txt", b"three")])])  # too big: a file
+    assert store.download_artifact("r1", "a.txt").read_bytes() == b"three"
+    monkeypatch.setattr(sqlite_backend, "INLINE_MAX", 100)
+    store.write([RunRecords("r1", artifacts=[Artifact.of_bytes("a.txt", b"four")])])
+    assert store.download_artifact("r1", "a.txt").read_bytes() == b"four"
+    assert store.list_artifacts("r1") == ["a.txt"]
+    con = sqlite3.connect(tmp_path / "runs.db")
+    assert con.execute("SELECT path, data FROM artifact_files").fetchall() == [("a.txt", b"four")]
+    con.close()
+    store.close()
+
+
+def test_writing_out_an_artifact_a_reader_wrote_out_first_keeps_that_copy(tmp_path: Path) -> None:
+    """Two readers at once: the second rename finds the folder there, leaves it and its own temporary nothing."""
+    target = tmp_path / "run" / "model"
+    sqlite_backend._write_out(target, "model", [("model/a", b"1"), ("model/sub/b", b"2")])
+    sqlite_backend._write_out(target, "model", [("model/a", b"1"), ("model/sub/b", b"2")])
+    assert _files_under(tmp_path) == ["run/model/a", "run/model/sub/b"]
+
+
+def test_a_scikit_learn_model_goes_through_the_database_and_loads(sqlite_store: str) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    est = LogisticRegression(max_iter=500).fit(x, y)
+    assert autolog.flush(30)
+    (run,) = autolog.search_runs()
+    backend = autolog.session.backend()
+    assert "model" in backend.list_artifacts(run.id)
+    assert not (backend.artifact_root / run.id / "model").exists()
+    loaded = autolog.load_model(run.id)
+    assert (loaded.predict(x) == est.predict(x)).all()
+    assert (backend.artifact_root / run.id / "model" / "model.pkl").is_file()
+
+
+def test_a_version_2_store_gains_the_artifact_files_table(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    con = sqlite3.connect(db)
+    for statement in _sqlite_schema.TABLES:
+        if "artifact_files" not in statement:
+            con.execute(statement)
+    con.execute("INSERT INTO runs VALUES (1, 'run-a', 'Default', 'a', 'FINISHED', NULL, 1.0, 9.0)")
+    con.execute("INSERT INTO artifacts VALUES (1, 'old.txt')")
+    con.execute("PRAGMA user_version = 2")
+    con.commit()
+    con.close()
+    (tmp_path / "artifacts" / "run-a").mkdir(parents=True)
+    (tmp_path / "artifacts" / "run-a" / "old.txt").write_bytes(b"old")
+    store = SqliteBackend(f"sqlite:///{db}")
+    assert store.download_artifact("run-a", "old.txt").read_bytes() == b"old"
+    store.write([RunRecords("run-a", artifacts=[Artifact.of_bytes("new.txt", b"new")])])
+    assert store.list_artifacts("run-a") == ["new.txt", "old.txt"]
+    assert store.download_artifact("run-a", "new.txt").read_bytes() == b"new"
+    store.close()
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == VERSION == 3
+    con.close()

@@ -79,10 +79,6 @@ def snapshot(estimator: Any) -> bytes:
         return cloudpickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
 
 
-def _save(data: bytes, target: Path) -> None:
-    models.write_file(target / MODEL_FILE, data)
-
-
 def load_model(directory: Path) -> Any:
     """The loader named in the model's metadata: the estimator as it was at the end of its fit."""
     with (Path(directory) / MODEL_FILE).open("rb") as fh:
@@ -98,4 +94,4 @@ def log_model(run: ActiveRun, estimator: Any) -> None:
         "file": MODEL_FILE,
     }
     data = snapshot(estimator)
-    run.log_model(models.model_artifact("sklearn", data, _save, f"{__name__}:load_model", meta))
+    run.log_model(models.bytes_model_artifact("sklearn", {MODEL_FILE: data}, data, f"{__name__}:load_model", meta))
