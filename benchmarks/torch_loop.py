@@ -5,7 +5,12 @@ Modes (run each in a fresh process through the runner, alternated):
 - ``autolog``: ``autolog.enable()`` (SQLite store in a temp dir) and nothing else changed: the loss is captured from
   the loss module, the lr from the optimizer, at the optimizer step hook;
 - ``mlflow_sync``: ``mlflow.log_metric("loss", loss.item(), step)`` each step into a local file store;
-- ``mlflow_async``: the same with ``synchronous=False``.
+- ``mlflow_async``: the same with ``synchronous=False``;
+- controls, each ``autolog`` with one part taken away: ``autolog_nohook`` (``disable_for=["torch"]``: the process
+  holds autolog, its writer and store, but the loop runs unpatched), ``autolog_noloss`` (the loss functions
+  unwrapped after ``enable()``: the step hook logs the learning rate only), ``autolog_nostep`` (the optimizer step
+  hook removed: losses are captured into the bounded pending queue and no run starts), ``autolog_nospool``
+  (``spool=False``) and ``autolog_nowriter`` (``flush_interval=1000``: the writer stays asleep until the batch fills).
 
     python benchmarks/runner.py --modes bare,autolog,mlflow_sync,mlflow_async --repeats 5 benchmarks/torch_loop.py
 
@@ -28,9 +33,32 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+CONTROLS: dict[str, dict[str, object]] = {
+    "autolog_nohook": {"disable_for": ["torch"]},
+    "autolog_noloss": {},
+    "autolog_nostep": {},
+    "autolog_nospool": {"spool": False},
+    "autolog_nowriter": {"flush_interval": 1000.0},
+}
+
+
+def _take_away(mode: str) -> None:
+    """The part of the torch integration a control mode runs without (private names: a diagnostic only)."""
+    from autolog.integrations import torch as integration
+
+    if mode == "autolog_noloss":
+        import torch.nn.functional as F
+
+        for name in integration._loss_names(F):
+            setattr(F, name, getattr(F, name).__wrapped__)
+    elif mode == "autolog_nostep":
+        for handle in integration._loop.handles:
+            handle.remove()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", required=True, choices=("bare", "autolog", "mlflow_sync", "mlflow_async"))
+    parser.add_argument("--mode", required=True, choices=("bare", "autolog", *CONTROLS, "mlflow_sync", "mlflow_async"))
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--device", default="cpu", help="e.g. cuda: the model and each batch on that device")
     args = parser.parse_args()
@@ -39,10 +67,11 @@ def main() -> None:
 
     import torch
 
-    if args.mode == "autolog":
+    if args.mode.startswith("autolog"):
         import autolog
 
-        autolog.enable(backend=f"sqlite:///{tmp / 'runs.db'}")
+        autolog.enable(backend=f"sqlite:///{tmp / 'runs.db'}", **CONTROLS.get(args.mode, {}))  # type: ignore[arg-type]
+        _take_away(args.mode)
     log = None
     if args.mode.startswith("mlflow"):
         import mlflow
@@ -85,7 +114,7 @@ def main() -> None:
     seconds = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    if args.mode == "autolog":
+    if args.mode.startswith("autolog"):
         import autolog
 
         autolog.end_run()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import pickle
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ import pytest
 import autolog
 from autolog import cli
 from autolog.backends.sqlite import SqliteBackend
-from autolog.models import model_artifact
+from autolog.integrations.sklearn import _log as sklearn_log
 from autolog.records import Artifact, Metric, RunEnd, RunRecords
 
 mlflow = pytest.importorskip("mlflow")
@@ -28,14 +26,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _save(obj: Any, directory: Path) -> None:
-    (directory / "model.pkl").write_bytes(pickle.dumps(obj))
-
-
-def load_pickle(directory: Path) -> Any:
-    return pickle.loads((Path(directory) / "model.pkl").read_bytes())
-
-
 def _populate(db: Path) -> tuple[str, str, str]:
     from sklearn.linear_model import LogisticRegression
 
@@ -47,7 +37,9 @@ def _populate(db: Path) -> tuple[str, str, str]:
         for step in range(300):
             autolog.log_metrics({"loss": 1.0 / (step + 1), "acc": step / 300}, step=step)
         parent.log_artifact(Artifact("notes/readme.txt", lambda p: p.write_text("hello")))
-        parent.log_model(model_artifact("sklearn", model, _save, f"{__name__}:load_pickle"))
+        # the scikit-learn integration's own model: bytes kept in the store's database (``Artifact.files``), written
+        # out when export reads it; the notes above are a file beside the store
+        sklearn_log.log_model(parent, model)
         with autolog.start_run("child") as child:
             autolog.log_metric("fold", 0.5, step=0)
     assert autolog.flush(30)
@@ -80,6 +72,7 @@ def test_export_sqlite_to_mlflow_idempotent(
 ) -> None:
     db = tmp_path / "store" / "runs.db"
     parent_id, child_id, open_id = _populate(db)
+    assert not (db.parent / "artifacts" / parent_id / "model").exists()  # in the database until read
     src, dst = f"sqlite:///{db}", f"mlflow+{mlflow_uri}"
     assert cli.main(["export", "--from", src, "--to", dst]) == 0
     out = capsys.readouterr()
