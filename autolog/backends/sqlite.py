@@ -289,9 +289,14 @@ class SqliteBackend(Backend):
     def download_artifact(self, run_id: str, path: str) -> Path:
         pk = self._pk(run_id)
         target = self.artifact_root / run_id / path
-        if target.exists():
-            return target
         rows = self._read().execute(_SELECT_FILES, (pk, path, path + "/", path + "0")).fetchall()
+        if target.exists():
+            # a folder of several artifacts may hold files and inline ones (``params/`` with one value over the
+            # inline limit): write out those not there yet, each whole
+            for name, data in rows if target.is_dir() else ():
+                if not (self.artifact_root / run_id / name).exists():
+                    _write_out(self.artifact_root / run_id / name, name, [(name, data)])
+            return target
         if not rows:
             raise FileNotFoundError(f"run {run_id} has no artifact {path!r} (looked in {target} and in {self.path})")
         _write_out(target, path, rows)

@@ -285,3 +285,17 @@ def test_a_version_2_store_gains_the_artifact_files_table(tmp_path: Path) -> Non
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA user_version").fetchone()[0] == VERSION == 3
     con.close()
+
+
+def test_a_folder_of_artifacts_some_inline_some_files_reads_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_backend, "INLINE_MAX", 4)
+    store = SqliteBackend(f"sqlite:///{tmp_path / 'runs.db'}")
+    small, big = Artifact.of_bytes("params/a.txt", b"aa"), Artifact.of_bytes("params/b.txt", b"bbbbbbbb")
+    store.write([RunRecords("r1", start=RunStart("r1", "Default", "r", 1.0), artifacts=[small, big])])
+    assert _files_under(store.artifact_root) == ["r1/params/b.txt"]  # the big one only, as a file
+    folder = store.download_artifact("r1", "params")
+    assert _files_under(folder) == ["a.txt", "b.txt"]
+    assert (folder / "a.txt").read_bytes() == b"aa" and (folder / "b.txt").read_bytes() == b"bbbbbbbb"
+    store.close()
