@@ -4,6 +4,7 @@
     autolog show RUN
     autolog metrics RUN KEY [--plot FILE.png]
     autolog compare RUN RUN [RUN...]
+    autolog artifacts RUN [PATH] [--to DIR]
     autolog run SCRIPT [ARGS...]
     autolog sync [--backend URI]
     autolog export --from URI --to URI [RUN...]
@@ -18,6 +19,7 @@ import argparse
 import datetime as dt
 import math
 import runpy
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -191,6 +193,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_artifacts(args: argparse.Namespace) -> int:
+    """List a run's artifacts; with PATH, print where that artifact is on disk (the store writes out one it keeps in
+    its database); with ``--to DIR``, copy it into DIR and print the copy's path."""
+    backend = _backend(args)
+    run = _find(backend, args.run)
+    try:
+        if args.path is None:
+            paths = backend.list_artifacts(run.id)
+            print("\n".join(paths) if paths else f"run {run.id} has no artifacts")
+            return 0
+        local = backend.download_artifact(run.id, args.path)
+    except (FileNotFoundError, NotImplementedError) as exc:
+        raise CliError(str(exc)) from None
+    if args.to is not None:
+        dest = Path(args.to) / local.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if local.is_dir():
+            shutil.copytree(local, dest, dirs_exist_ok=True)
+        else:
+            shutil.copy2(local, dest)
+        local = dest
+    print(local)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import autolog
 
@@ -251,6 +278,11 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", parents=[common], help="params and last metrics of runs side by side")
     p.add_argument("runs", nargs="+")
     p.set_defaults(fn=cmd_compare)
+    p = sub.add_parser("artifacts", parents=[common], help="list a run's artifacts, or get one (a model) on disk")
+    p.add_argument("run")
+    p.add_argument("path", nargs="?", help="one artifact, as listed (e.g. model)")
+    p.add_argument("--to", metavar="DIR", help="copy the artifact into DIR")
+    p.set_defaults(fn=cmd_artifacts)
     p = sub.add_parser("run", parents=[common], help="run a Python script with autologging on")
     p.add_argument("--experiment")
     p.add_argument("script")

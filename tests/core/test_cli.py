@@ -115,3 +115,31 @@ def test_run_executes_a_script_with_autologging_and_no_code_change(tmp_path: Pat
     (run,) = autolog.search_runs()
     assert run.metrics == {"args": 3.0} and run.status == "FINISHED"
     assert run.tags["autolog.script"] == str(script.resolve())
+
+
+def test_artifacts_lists_and_gets_a_model_the_store_keeps_in_its_database(tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    autolog.enable(backend="sqlite:///autolog-runs/runs.db")
+    x, y = load_iris(return_X_y=True)
+    LogisticRegression(max_iter=500).fit(x, y)
+    assert autolog.flush(30)
+    (run,) = autolog.search_runs()
+    assert not (tmp_path / "autolog-runs" / "artifacts" / run.id / "model").exists()  # in the database
+
+    listed = cli("artifacts", run.id[:8], cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == ["model"]
+    got = cli("artifacts", run.id[:8], "model", "--to", "out", cwd=tmp_path)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip() == str(Path("out") / "model")
+    assert sorted(p.name for p in (tmp_path / "out" / "model").iterdir()) == ["autolog-model.json", "model.pkl"]
+    here = cli("artifacts", run.id, "model", cwd=tmp_path)
+    assert tmp_path / here.stdout.strip() == tmp_path / "autolog-runs" / "artifacts" / run.id / "model"  # written out
+    loaded = autolog.models.load_from_dir(tmp_path / "out" / "model")
+    assert (loaded.predict(x) == LogisticRegression(max_iter=500).fit(x, y).predict(x)).all()
+
+    missing = cli("artifacts", run.id, "nope", cwd=tmp_path)
+    assert missing.returncode == 2 and "has no artifact 'nope'" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
