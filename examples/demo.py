@@ -97,6 +97,7 @@ def main() -> None:
 
     print(runs_table(autolog.search_runs()[:12]))
     print("\nnext: autolog show <id>   |   autolog metrics <id> <key> --plot curve.png   |   autolog compare <id> <id>")
+    print("      autolog artifacts <id> model --to ./models   (the model of a run, on disk)")
 
 
 if __name__ == "__main__":
