@@ -309,6 +309,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunNotFound as exc:
         print(f"autolog: {exc}", file=sys.stderr)
         return 2
+    except NotImplementedError as exc:  # a write-only store (TensorBoard): say so, not a traceback
+        print(f"autolog: {exc} (a write-only store; read it with its own tools)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

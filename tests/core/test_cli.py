@@ -81,6 +81,7 @@ def test_compare_marks_what_differs(store: tuple[Path, list[str]]) -> None:
         (["show", "doesnotexist"], "no run 'doesnotexist'"),
         (["metrics", "doesnotexist", "loss"], "no run 'doesnotexist'"),
         (["runs", "--backend", "bogus://x"], "unknown backend scheme 'bogus'"),
+        (["artifacts", "abc", "--backend", "tensorboard:./tb"], "cannot read runs (a write-only store"),
     ],
 )
 def test_errors_are_one_line_and_exit_2(store: tuple[Path, list[str]], args: list[str], message: str) -> None:
