@@ -53,17 +53,16 @@ def bytes_model_artifact(
     *,
     path: str = MODEL_PATH,
 ) -> ModelArtifact:
-    """A ModelArtifact whose files are already bytes (``{file name: bytes}``, e.g. a pickle taken at the end of
+    """A ``model_artifact`` whose files are already bytes (``{file name: bytes}``, e.g. a pickle taken at the end of
     training): written as they are, or kept by a store without touching the file system (``Artifact.files``)."""
-    meta = {"flavor": flavor, "loader": loader, **(metadata or {})}
-    content = {**files, META_FILE: meta_json(meta)}
 
-    def write(target: Path) -> None:
-        target.mkdir(parents=True, exist_ok=True)
-        for name, data in content.items():
+    def save(_: Any, target: Path) -> None:
+        for name, data in files.items():
             write_file(target / name, data)
 
-    return ModelArtifact(path=path, write=write, files=content, flavor=flavor, obj=obj, loader=loader, metadata=meta)
+    artifact = model_artifact(flavor, obj, save, loader, metadata, path=path)
+    artifact.files = {**files, META_FILE: meta_json(artifact.metadata)}
+    return artifact
 
 
 def meta_json(meta: dict[str, Any]) -> bytes:
