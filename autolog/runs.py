@@ -173,6 +173,13 @@ def new_run(
 _MLFLOW_JOIN_TAG = "autolog.mlflow_run_id"
 
 
+def attach(run_id: str, experiment: str, name: str) -> ActiveRun:
+    """A run that another process started and will end, logged into from this one (a spawned training worker's
+    view of its parent's run). Its records go through this process's writer; it is never started, ended or
+    ended at exit here, and is not one of this process's open runs."""
+    return ActiveRun(RunStart(run_id=run_id, experiment=experiment, name=name, start_time=time.time()), False)
+
+
 def _mlflow_run_to_join(backend: Any) -> str | None:
     """A run the user opened with ``mlflow.start_run()`` is joined by an MLflow backend: note its id now, on the
     user's thread (MLflow's active run is per thread; the writer thread cannot see it)."""

@@ -28,7 +28,10 @@ MODULE_FILE = "model.pt"
 
 def class_path(obj: Any) -> str:
     cls = type(obj)
-    return f"{cls.__module__}:{cls.__qualname__}"
+    # A spawned process (multiprocessing, Lightning's ddp_spawn) runs the user's script as ``__mp_main__``: it is
+    # the same script as ``__main__``, the name under which it can be imported again.
+    module = "__main__" if cls.__module__ == "__mp_main__" else cls.__module__
+    return f"{module}:{cls.__qualname__}"
 
 
 def _jsonable(value: Any) -> bool:

@@ -11,7 +11,8 @@ hyper-parameters), reloadable with ``autolog.load_model``. ``validate`` / ``test
 How: ``Trainer.fit`` / ``validate`` / ``test`` are wrapped to add an ``AutologLogger`` (a real Lightning ``Logger``)
 and an ``AutologCallback`` beside the user's own loggers and callbacks (new lists on the trainer for the call; the
 user's lists are never changed). The logger's ``save()`` does nothing: records are already queued. Under DDP only
-global rank 0 logs. The plain-torch integration stands down while Lightning drives the loop.
+global rank 0 logs; with ``strategy="ddp_spawn"`` that is a spawned worker, which logs into the run its parent
+opened (see ``_State``). The plain-torch integration stands down while Lightning drives the loop.
 
 Explicit use (without ``autolog.enable()``): ``Trainer(logger=AutologLogger(), callbacks=[AutologCallback()])``.
 
@@ -24,12 +25,13 @@ import importlib
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from autolog import _errors, patching, runs, session
 from autolog.integrations import Integration
 from autolog.integrations import torch as _torch
 from autolog.integrations._torch_model import class_path, snapshot
+from autolog.options import Options
 from autolog.patching import registry
 from autolog.records import Artifact
 
@@ -55,6 +57,17 @@ TRAINER_SETTINGS = (
 )
 
 
+def _global_rank() -> int:
+    """This process's global rank: what Lightning's strategy set in its workers (``rank_zero_only.rank``, which
+    forked and spawned workers have and the launcher's environment does not), else the environment's."""
+    try:
+        from lightning_utilities.core.rank_zero import rank_zero_only
+    except ImportError:
+        return _env_rank()
+    rank = getattr(rank_zero_only, "rank", None)
+    return _env_rank() if rank is None else int(rank)
+
+
 def _env_rank() -> int:
     """The process's rank from the launcher's environment (Lightning's own ``_get_rank`` reads the same keys)."""
     for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
@@ -67,21 +80,79 @@ def _env_rank() -> int:
     return 0
 
 
+class _Link(NamedTuple):
+    """What a spawned worker needs to log into the run its parent opened (see ``_State.__getstate__``)."""
+
+    pid: int  # the parent's: a copy unpickled in the same process is no worker
+    run_id: str
+    experiment: str
+    name: str
+    options: Options | None  # None: the parent's store is an object in its memory, which no other process reaches
+
+
 class _State:
-    """The run one fit logs into, shared by our logger and callback. Inert after pickling (spawned workers)."""
+    """The run one fit logs into, shared by our logger and callback.
+
+    ``strategy="ddp_spawn"`` pickles the trainer, with our logger and callback, into worker processes that run the
+    whole fit. Pickled, a state keeps only a ``_Link`` to its run: in the worker of global rank 0 the callback
+    ``adopt``s that run and logs into it through the worker's own writer, into the same store, so a fit is one run
+    whatever the number of processes. The worker never starts or ends the run: the parent does, around the spawn.
+    """
 
     def __init__(self, run: runs.ActiveRun | None = None, owner: str | None = None) -> None:
         self.run = run
-        self.owner = owner  # "wrapper", "callback" or "logger": who ends the run
+        self.owner = owner  # "wrapper", "callback", "logger": who ends the run; "joined" / "worker": nobody here
         self.interrupted = False
         self.lr_step = -1
         self.done: set[str] = set()
+        self.link: _Link | None = None
+        self.pid = os.getpid()  # another pid: a forked worker (strategy="ddp_fork" / "ddp_notebook")
 
     def __getstate__(self) -> dict[str, Any]:
-        return {}
+        run = self.run
+        if run is None:
+            return {"link": self.link}
+        opts = session.options()
+        reachable = _reachable(opts.backend)
+        if reachable:
+            # The run's start must be in the store before a worker writes into it (a store that met the worker's
+            # records first would file them under a placeholder run): once per spawn, not on a training path.
+            session.flush(opts.shutdown_timeout)
+        return {"link": _Link(os.getpid(), run.id, run.experiment, run.name, opts if reachable else None)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__()  # type: ignore[misc]
+        link = state.get("link")
+        self.link = link if link is not None and link.pid != os.getpid() else None  # a copy here is no worker
+
+    def adopt(self) -> None:
+        """In a spawned worker of global rank 0: log into the parent's run through this process's session."""
+        link = self.link
+        if link is None or self.run is not None:
+            return
+        if link.options is None:
+            _errors.warn(
+                "autolog: the Lightning workers of this fit are spawned processes (strategy='ddp_spawn'), which "
+                "cannot write into a store that is an object in the parent's memory: this run gets no values from "
+                "training. Give autolog a store URI (e.g. the default sqlite:///...) or use strategy='ddp'.",
+                once_key="lightning-spawn-unreachable",
+            )
+            return
+        if session.options() != link.options:
+            session.configure(link.options)  # the parent's store and settings, whatever this process enabled
+        self.run, self.owner = runs.attach(link.run_id, link.experiment, link.name), "worker"
+
+    def worker_done(self) -> None:
+        """The end of a worker's fit: its records reach the store before the parent ends the run (a forked worker
+        leaves through ``os._exit``, without the exit handler that would otherwise send them)."""
+        if self.run is not None and (self.owner == "worker" or self.pid != os.getpid()):
+            session.end_of_run(session.writer())
+
+
+def _reachable(backend: Any) -> bool:
+    """Whether another process can open this store: a URI (or a fan-out of URIs), not a Backend object."""
+    specs = backend if isinstance(backend, list) else [backend]
+    return all(isinstance(spec, str) for spec in specs)
 
 
 def _new_run(tags: dict[str, Any] | None = None) -> runs.ActiveRun:
@@ -144,8 +215,10 @@ def _build(package: str) -> tuple[type, type]:
             return self._run()
 
         def _run(self) -> runs.ActiveRun | None:
+            if _global_rank() != 0:  # a worker of another rank holds a copy of the run (forked): not its to log
+                return None
             state = self._state
-            if state.run is None and state.owner is None and _env_rank() == 0:
+            if state.run is None and state.owner is None and state.link is None:
                 state.run, state.owner = _new_run(), "logger"  # explicit use, no callback: our own run
             return state.run
 
@@ -176,7 +249,8 @@ def _build(package: str) -> tuple[type, type]:
             self._stood_down = False
 
         def __getstate__(self) -> dict[str, Any]:
-            return {"_state": _State(), "_stood_down": False}
+            # the state itself, so that a spawned worker's logger and callback share one copy (pickle's memo)
+            return {"_state": self._state, "_stood_down": False}
 
         def _bind(self, trainer: Any) -> _State | None:
             if not self._stood_down:
@@ -185,6 +259,9 @@ def _build(package: str) -> tuple[type, type]:
             state = self._state
             if trainer.global_rank != 0:
                 return None
+            if state.link is not None:  # a spawned worker: the parent's run, never one of its own
+                state.adopt()
+                return state
             if state.run is None and state.owner is None:
                 for logger in trainer.loggers:  # an explicit logger that opened its run already: share it
                     if isinstance(logger, AutologLogger) and logger._state.run is not None:
@@ -237,11 +314,13 @@ def _build(package: str) -> tuple[type, type]:
             self._state.interrupted = isinstance(exception, KeyboardInterrupt)
             if self._state.owner == "callback":
                 self._end(runs.status_for(exception))
+            self._state.worker_done()
             self._release()  # Lightning does not call teardown after an exception
 
         def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
             if self._state.owner == "callback":
                 self._end("FINISHED")
+            self._state.worker_done()
             self._release()
 
         def _release(self) -> None:

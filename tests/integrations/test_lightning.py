@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import signal
 import sqlite3
 import subprocess
@@ -17,6 +18,7 @@ torch = pytest.importorskip("torch")
 L = pytest.importorskip("lightning.pytorch")
 
 import autolog  # noqa: E402
+from autolog.backends import open_backend  # noqa: E402
 from autolog.backends.memory import MemoryBackend  # noqa: E402
 from autolog.integrations import lightning as al  # noqa: E402
 
@@ -309,3 +311,104 @@ def test_ddp_two_processes_only_rank_zero_writes_one_run(tmp_path: Path) -> None
         con.close()
     assert runs == [("FINISHED",)]
     assert steps == [0, 1, 2, 3]  # 64 rows / 2 ranks / batch 8: rank 0's four steps, once
+
+
+SPAWN_SCRIPT = """
+    import json, os, sys, torch, autolog
+    import lightning.pytorch as L
+    from autolog.backends.memory import MemoryBackend
+    {enable_at_top}
+
+    class M(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Linear(4, 2)
+        def training_step(self, batch, i):
+            x, y = batch
+            loss = torch.nn.functional.cross_entropy(self.net(x), y)
+            self.log("train_loss", loss)
+            with open(os.path.join("{root}", f"losses-{{self.global_rank}}.jsonl"), "a") as fh:
+                fh.write(json.dumps([self.global_step, loss.item()]) + "\\n")  # what the worker computed
+            return loss
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    if __name__ == "__main__":
+        {enable_in_main}
+        torch.manual_seed(0)
+        ds = torch.utils.data.TensorDataset(torch.randn(64, 4), torch.randint(0, 2, (64,)))
+        loader = torch.utils.data.DataLoader(ds, batch_size=8)
+        trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=2, strategy="{strategy}", logger=False,
+                            enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
+                            enable_checkpointing=False, default_root_dir="{root}")
+        trainer.fit(M(), loader)
+        store = autolog.session.backend()
+        autolog.flush(10)
+        runs = [[r.status, store.get_metric_history(r.id, "train_loss")] for r in store.search_runs()]
+        print("RUNS", json.dumps(runs))
+"""
+
+
+def _spawn_fit(
+    tmp_path: Path, enable: str, *, in_main: bool, strategy: str = "ddp_spawn"
+) -> tuple[subprocess.CompletedProcess[str], Any]:
+    script = tmp_path / "spawn.py"
+    top, main = ("", enable) if in_main else (enable, "")
+    fields = {"enable_at_top": top, "enable_in_main": main, "root": tmp_path, "strategy": strategy}
+    text = textwrap.dedent(SPAWN_SCRIPT).format(**fields)
+    script.write_text(text, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=tmp_path, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("RUNS ")]
+    return proc, json.loads(line[5:])
+
+
+def _worker_losses(tmp_path: Path, rank: int) -> list[tuple[int, float]]:
+    lines = (tmp_path / f"losses-{rank}.jsonl").read_text(encoding="utf-8").splitlines()
+    return [(int(step), float(loss)) for step, loss in map(json.loads, lines)]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "in_main", "store"),
+    [("ddp_spawn", False, "sqlite"), ("ddp_spawn", True, "jsonl"), ("ddp_fork", False, "sqlite")],
+    ids=["spawn-enable-at-top", "spawn-enable-under-main", "fork"],
+)
+def test_ddp_workers_log_rank_zero_values_into_one_run(
+    tmp_path: Path, strategy: str, in_main: bool, store: str
+) -> None:
+    """Lightning's DDP strategies that run the fit in worker processes. "ddp_spawn": the parent's run receives rank
+    0's values, step by step, and the model; no worker opens a run of its own (before, rank 0 opened a second run).
+    Under the main guard the workers never call enable(): they log with the parent's settings, into the same store.
+    "ddp_fork": the forked rank 0's records reach the store before the fit returns (before, they waited in its spool
+    for the next `autolog sync`), and rank 1 logs nothing (before, a sync added its values under the same steps)."""
+    uri = f"jsonl:{tmp_path / 'runs'}" if store == "jsonl" else f"sqlite:///{tmp_path / 'runs.db'}"
+    proc, seen = _spawn_fit(tmp_path, f'autolog.enable(backend="{uri}")', in_main=in_main, strategy=strategy)
+    sync = subprocess.run(
+        [sys.executable, "-m", "autolog", "sync", "--backend", uri],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert sync.returncode == 0, sync.stderr
+    reader = open_backend(uri)
+    (run,) = reader.search_runs()
+    assert run.status == "FINISHED"
+    logged = [(step, value) for step, value, _ in reader.get_metric_history(run.id, "train_loss")]
+    assert logged == _worker_losses(tmp_path, 0)  # rank 0's four steps, once, in order
+    assert len(logged) == 4 and _worker_losses(tmp_path, 1) != _worker_losses(tmp_path, 0)
+    assert seen == [["FINISHED", [list(row) for row in reader.get_metric_history(run.id, "train_loss")]]]
+    assert run.params["trainer.max_epochs"] == "1" and run.params["trainer.world_size"] == "2"
+    assert run.params["optimizer"] == "SGD" and run.params["model_class"] == "__main__:M"  # not __mp_main__
+    assert "model" in reader.list_artifacts(run.id)
+    assert "autolog" not in proc.stderr  # no warning
+
+
+def test_ddp_spawn_with_a_store_in_memory_warns_and_keeps_one_run(tmp_path: Path) -> None:
+    """A store that is an object in the parent's memory cannot be reached by spawned workers: they log nothing,
+    say so, and open no run of their own; the parent's run still starts and ends."""
+    proc, runs = _spawn_fit(tmp_path, "autolog.enable(backend=MemoryBackend())", in_main=True)
+    assert runs == [["FINISHED", []]]
+    assert "cannot write into a store that is an object in the parent's memory" in proc.stderr
