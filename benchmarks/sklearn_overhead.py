@@ -2,7 +2,9 @@
 
 Modes: ``bare`` (no logging), ``autolog`` (``autolog.enable()`` into SQLite in a temp dir, training metrics and
 models on, the end of the timed part waits for the store), ``autolog_lean`` (the same with
-``training_metrics=False``), ``mlflow`` (``mlflow.sklearn.autolog(log_models=True)``
+``training_metrics=False``), ``autolog_off`` (a control: autolog enabled into the same store with the sklearn
+integration left alone, ``disable_for=["sklearn"]``: the process's cost of autolog being there, no fit logged),
+``mlflow`` (``mlflow.sklearn.autolog(log_models=True)``
 into a SQLite tracking store in a temp dir). One untimed warm-up fit first (MLflow creates its database then;
 autolog's is created when the warm-up run is written, by the ``flush()`` after it). Also reported: ``enable_ms``
 (``autolog.enable()`` / ``mlflow.sklearn.autolog()`` with sklearn imported), ``first_fit_ms`` (the first fit after
@@ -32,7 +34,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=("bare", "autolog", "autolog_lean", "mlflow"), required=True)
+    parser.add_argument("--mode", choices=("bare", "autolog", "autolog_lean", "autolog_off", "mlflow"), required=True)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     import numpy as np
@@ -50,7 +52,8 @@ def main() -> None:
     t0 = time.perf_counter()
     if args.mode.startswith("autolog"):
         lean = args.mode == "autolog_lean"
-        autolog.enable(backend=f"sqlite:///{tmp / 'runs.db'}", training_metrics=not lean)
+        off = ["sklearn"] if args.mode == "autolog_off" else None
+        autolog.enable(backend=f"sqlite:///{tmp / 'runs.db'}", training_metrics=not lean, disable_for=off)
     elif args.mode == "mlflow":
         mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
         mlflow.sklearn.autolog(log_models=True, silent=True)
