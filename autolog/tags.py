@@ -9,7 +9,20 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID")
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")  # torchrun, SLURM, LSF
+
+
+def env_rank() -> int:
+    """This process's rank as its launcher's environment gives it (the first of ``RANK_VARIABLES`` that is a
+    number); 0 when none does (not a distributed worker)."""
+    for var in RANK_VARIABLES:
+        value = os.environ.get(var)
+        if value is not None:
+            try:
+                return int(value)
+            except ValueError:
+                continue
+    return 0
 
 
 def process_tags() -> dict[str, str]:

@@ -34,6 +34,7 @@ from autolog.integrations._torch_model import class_path, snapshot
 from autolog.options import Options
 from autolog.patching import registry
 from autolog.records import Artifact
+from autolog.tags import env_rank
 
 NAME = "lightning"
 PACKAGES = ("lightning.pytorch", "pytorch_lightning")
@@ -63,21 +64,9 @@ def _global_rank() -> int:
     try:
         from lightning_utilities.core.rank_zero import rank_zero_only
     except ImportError:
-        return _env_rank()
+        return env_rank()
     rank = getattr(rank_zero_only, "rank", None)
-    return _env_rank() if rank is None else int(rank)
-
-
-def _env_rank() -> int:
-    """The process's rank from the launcher's environment (Lightning's own ``_get_rank`` reads the same keys)."""
-    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
-        value = os.environ.get(key)
-        if value is not None:
-            try:
-                return int(value)
-            except ValueError:
-                continue
-    return 0
+    return env_rank() if rank is None else int(rank)
 
 
 class _Link(NamedTuple):
@@ -489,7 +478,7 @@ class _Call:
 def _starter(package: str) -> Any:
     def start(wrapped: Any, trainer: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
         logger_cls, callback_cls = classes(package)
-        if _env_rank() != 0:  # a DDP worker re-running the script: only rank 0 writes
+        if env_rank() != 0:  # a DDP worker re-running the script: only rank 0 writes
             return _Call(trainer, args, kwargs, None)
         callbacks = [cb for cb in trainer.callbacks if isinstance(cb, callback_cls)]
         loggers = [lg for lg in trainer.loggers if isinstance(lg, logger_cls)]

@@ -15,8 +15,9 @@ loss functions (which the loss modules call) and ``DataLoader.__iter__`` are wra
 the model (the module called whose parameters the optimizer holds) and is removed at the first step. Loss tensors
 are detached and read by the writer thread: the training thread never calls ``.item()``.
 
-Stands down while Lightning drives the loop. Supported: torch >= 2.0. Off: ``autolog.enable(disable_for=["torch"])``
-or ``AUTOLOG_DISABLE=torch``.
+Under distributed training (torchrun, SLURM: several processes, one per rank) only global rank 0 logs: one run per
+training. Stands down while Lightning drives the loop. Supported: torch >= 2.0. Off:
+``autolog.enable(disable_for=["torch"])`` or ``AUTOLOG_DISABLE=torch``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from autolog import _errors, patching, runs, session
 from autolog.integrations import Integration
 from autolog.integrations._torch_model import class_path, snapshot
 from autolog.patching import registry
+from autolog.tags import env_rank
 
 if TYPE_CHECKING:
     import torch
@@ -227,6 +229,9 @@ def _on_step(optimizer: Any) -> None:
     loop = _loop
     run = loop.run
     if run is None or run.ended:
+        if _rank() != 0:  # a distributed worker of another rank (torchrun, SLURM): one run per training, rank 0's
+            loop.pending.clear()
+            return
         run = _start(optimizer)
     key = id(optimizer)
     if key == loop.primary:
@@ -253,6 +258,15 @@ def _on_step(optimizer: Any) -> None:
             loop.epoch = epoch
             metrics["epoch"] = epoch
     run.put_metrics(metrics, step)  # losses detached by the loss wrapper, learning rates plain numbers
+
+
+def _rank() -> int:
+    """This process's global rank: torch.distributed's once a process group exists, else its launcher's."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return int(dist.get_rank())
+    return env_rank()
 
 
 def _losses() -> dict[str, Any]:

@@ -338,3 +338,54 @@ def test_schema_used_by_read_store_is_the_sqlite_backends(tmp_path: Path) -> Non
     assert read_store(db) == ([(run.id, "FINISHED")], len(autolog.get_metric_history(run.id, "loss")))
     assert json.loads(json.dumps(run.params))["optimizer"] == "SGD"
     assert os.path.exists(db)
+
+
+DDP_SCRIPT = """
+    import json, torch, autolog
+    import torch.distributed as dist
+    autolog.enable(backend="sqlite:///{db}")
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    torch.manual_seed(rank)  # each rank its own data: different losses
+    model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(4, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for step in range(4):
+        x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with open(f"losses-{{rank}}.jsonl", "a") as fh:
+            fh.write(json.dumps([step, loss.item()]) + "\\n")
+    dist.destroy_process_group()
+"""
+
+
+def test_torchrun_two_ranks_one_run_with_rank_zero_losses(tmp_path: Path) -> None:
+    """A plain DistributedDataParallel loop under torchrun (two processes, gloo): one run, rank 0's losses step
+    by step; rank 1 opens no run (before, each rank opened its own)."""
+    db = tmp_path / "runs.db"
+    (tmp_path / "ddp.py").write_text(textwrap.dedent(DDP_SCRIPT.format(db=db)), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "ddp.py"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    con = sqlite3.connect(db)
+    try:
+        runs = con.execute("SELECT status FROM runs").fetchall()
+        logged = con.execute("SELECT step, value FROM metrics WHERE key = 'loss' ORDER BY step").fetchall()
+        rank = con.execute("SELECT value FROM tags WHERE key = 'autolog.rank'").fetchall()
+    finally:
+        con.close()
+
+    def computed(rank: int) -> list[tuple[int, float]]:
+        lines = (tmp_path / f"losses-{rank}.jsonl").read_text(encoding="utf-8").splitlines()
+        return [(int(step), float(loss)) for step, loss in map(json.loads, lines)]
+
+    assert runs == [("FINISHED",)] and rank == [("0",)]
+    assert logged == computed(0) and computed(1) != computed(0)
