@@ -12,7 +12,7 @@ import pytest
 import autolog
 from autolog import integrations, session
 
-PLUGIN = '''
+PLUGIN = """
 import autolog
 from autolog.backends.memory import MemoryBackend
 from autolog.integrations import Integration
@@ -45,13 +45,13 @@ class ToyIntegration(Integration):
         import toyframework
         registry.patch(self.name, toyframework.Model, "train",
                        training_wrapper(self.name, "toyframework:Model.train", lambda w, i, a, k: _Call(a, k)))
-'''
+"""
 
-TOY = '''
+TOY = """
 class Model:
     def train(self, n):
         return n * 10
-'''
+"""
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_git_commit_tag_is_the_checked_out_commit(tmp_path: Path) -> None:
         textwrap.dedent(
             f"""
             import autolog
-            autolog.enable(backend="sqlite:///{tmp_path / 'runs.db'}")
+            autolog.enable(backend="sqlite:///{tmp_path / "runs.db"}")
             autolog.log_metric("x", 1.0)
             print(autolog.active_run().id)
             """
