@@ -341,33 +341,50 @@ def test_schema_used_by_read_store_is_the_sqlite_backends(tmp_path: Path) -> Non
 
 
 DDP_SCRIPT = """
-    import json, torch, autolog
+    import json, os, torch, autolog
     import torch.distributed as dist
-    autolog.enable(backend="sqlite:///{db}")
-    dist.init_process_group("gloo")
-    rank = dist.get_rank()
-    torch.manual_seed(rank)  # each rank its own data: different losses
-    model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(4, 2))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    for step in range(4):
-        x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        with open(f"losses-{{rank}}.jsonl", "a") as fh:
-            fh.write(json.dumps([step, loss.item()]) + "\\n")
-    dist.destroy_process_group()
+    import torch.multiprocessing as mp
+    autolog.enable(backend="sqlite:///{db}")  # at the top: spawned workers re-import the script and enable too
+
+    def work(rank, world):
+        dist.init_process_group("gloo", rank=rank, world_size=world)
+        torch.manual_seed(rank)  # each rank its own data: different losses
+        model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(4, 2))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for step in range(4):
+            x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with open(f"losses-{{rank}}.jsonl", "a") as fh:
+                fh.write(json.dumps([step, loss.item()]) + "\\n")
+        dist.destroy_process_group()
+
+    if __name__ == "__main__":
+        if "RANK" in os.environ:  # torchrun started this process as one rank
+            work(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
+        else:  # torch.multiprocessing.spawn: this process starts the two ranks
+            os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="{port}")
+            mp.spawn(work, args=(2,), nprocs=2)
 """
 
 
-def test_torchrun_two_ranks_one_run_with_rank_zero_losses(tmp_path: Path) -> None:
-    """A plain DistributedDataParallel loop under torchrun (two processes, gloo): one run, rank 0's losses step
-    by step; rank 1 opens no run (before, each rank opened its own)."""
+@pytest.mark.parametrize("launcher", ["torchrun", "mp.spawn"])
+def test_distributed_two_ranks_one_run_with_rank_zero_losses(tmp_path: Path, launcher: str) -> None:
+    """A plain DistributedDataParallel loop in two processes (gloo), started by torchrun or by
+    torch.multiprocessing.spawn: one run, rank 0's losses step by step; rank 1 opens no run (before, each rank
+    opened its own)."""
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
     db = tmp_path / "runs.db"
-    (tmp_path / "ddp.py").write_text(textwrap.dedent(DDP_SCRIPT.format(db=db)), encoding="utf-8")
+    (tmp_path / "ddp.py").write_text(textwrap.dedent(DDP_SCRIPT.format(db=db, port=port)), encoding="utf-8")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "ddp.py"],
+        [*(torchrun if launcher == "torchrun" else [sys.executable]), "ddp.py"],
         capture_output=True,
         text=True,
         timeout=180,
@@ -387,5 +404,5 @@ def test_torchrun_two_ranks_one_run_with_rank_zero_losses(tmp_path: Path) -> Non
         lines = (tmp_path / f"losses-{rank}.jsonl").read_text(encoding="utf-8").splitlines()
         return [(int(step), float(loss)) for step, loss in map(json.loads, lines)]
 
-    assert runs == [("FINISHED",)] and rank == [("0",)]
+    assert runs == [("FINISHED",)] and rank == ([("0",)] if launcher == "torchrun" else [])  # the launcher's RANK
     assert logged == computed(0) and computed(1) != computed(0)
