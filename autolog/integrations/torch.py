@@ -2,7 +2,8 @@
 
 What is logged, with no change to the loop:
 - a run that starts at the first optimizer step (or joins the run the user started) and ends at
-  ``autolog.end_run()`` or when the script ends (FINISHED; FAILED / KILLED when it dies of an exception);
+  ``autolog.end_run()``, when the script ends (FINISHED; FAILED / KILLED when it dies of an exception), or when a
+  new optimizer steps after the one that started the run was freed (the next training: it gets its own run);
 - params: optimizer class and param-group settings, the model's class and parameter counts, the DataLoader's
   batch size;
 - per step (the optimizer step count): ``loss`` from ``torch.nn`` loss modules and ``torch.nn.functional`` losses
@@ -26,6 +27,7 @@ import sys
 import threading
 import weakref
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +35,7 @@ from autolog import _errors, patching, runs, session
 from autolog.integrations import Integration
 from autolog.integrations._torch_model import class_path, snapshot
 from autolog.patching import registry
+from autolog.records import FINISHED
 from autolog.tags import env_rank
 
 if TYPE_CHECKING:
@@ -62,6 +65,10 @@ class _Mean:
         return sum(float(t.item()) for t in self.tensors) / len(self.tensors)
 
 
+def _gone() -> None:
+    return None
+
+
 class _Loop:
     """What the plain-loop integration knows in this process."""
 
@@ -80,6 +87,8 @@ class _Loop:
         self.run: runs.ActiveRun | None = None
         self.step = 0
         self.primary: int | None = None
+        self.primary_ref: Callable[[], Any] = _gone  # the optimizer that started the run, while it lives
+        self.owned = False  # the run was opened here (not the user's, joined)
         self.lr_keys: dict[int, list[str]] = {}
         self.model: Any = None  # held until the run ends: its final weights are the run's model
         self.train_loader: int | None = None
@@ -234,9 +243,13 @@ def _on_step(optimizer: Any) -> None:
             return
         run = _start(optimizer)
     key = id(optimizer)
-    if key == loop.primary:
+    if key == loop.primary and loop.primary_ref() is optimizer:  # the common case (an id alone can be reused)
         step = loop.step
         loop.step += 1
+        if loop.model is None and loop.step <= _FIND_STEPS:
+            _find_and_log_model(run, optimizer)
+    elif loop.primary_ref() is None:  # the optimizer that started the run is gone: this one starts a new training
+        run, step = _next_training(run, optimizer)
     elif key not in loop.lr_keys:
         _log_optimizer(run, optimizer)
         step = max(loop.step - 1, 0)
@@ -258,6 +271,31 @@ def _on_step(optimizer: Any) -> None:
             loop.epoch = epoch
             metrics["epoch"] = epoch
     run.put_metrics(metrics, step)  # losses detached by the loss wrapper, learning rates plain numbers
+
+
+_FIND_STEPS = 3  # a model not found at a run's first step is looked for at the next steps, up to this one
+
+
+def _next_training(run: runs.ActiveRun, optimizer: Any) -> tuple[runs.ActiveRun, int]:
+    """The first step of an optimizer while the one that started the run has been freed: the training before is
+    over (a sweep's next trial in the same script, a notebook cell run again with a new model and optimizer).
+
+    A run this integration opened ends there (FINISHED, with the previous model) and the new training gets a run of
+    its own, its steps counted from 0; with two optimizers alive (a GAN's) the second stays a second optimizer of
+    one run. In a run it joined (the user's), which is never ended here, the new optimizer continues the count."""
+    loop = _loop
+    if loop.owned:
+        losses = list(loop.pending)  # this step's: the new training's
+        run.end(FINISHED, wait=False)  # its on_end logs the previous model, resets the loop, watches forward calls
+        loop.pending.extend(losses)
+        run = _start(optimizer)  # the new model, called before this step, is found from the next step's calls
+    else:
+        loop.primary, loop.primary_ref = id(optimizer), weakref.ref(optimizer)
+        if id(optimizer) not in loop.lr_keys:
+            _log_optimizer(run, optimizer)
+    step = loop.step
+    loop.step += 1
+    return run, step
 
 
 def _rank() -> int:
@@ -300,20 +338,11 @@ def _start(optimizer: Any) -> runs.ActiveRun:
     if run is None or (session.options().exclusive and run.user_started):
         run = runs.new_run(_run_name(), tags={"autolog.integration": NAME})
         runs.set_ambient(run)
+        loop.owned = True
     loop.run = run
-    loop.primary = id(optimizer)
+    loop.primary, loop.primary_ref = id(optimizer), weakref.ref(optimizer)
     run.state.setdefault("on_end", []).append(_on_end)
-    model = _find_model(optimizer)
-    if model is not None:
-        loop.model = model
-        _watch_forward(False)
-        run.log_params(
-            {
-                "model_class": class_path(model),
-                "model_parameters": sum(p.numel() for p in model.parameters()),
-                "model_trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            }
-        )
+    _find_and_log_model(run, optimizer)
     loader = loop.last_loader() if loop.last_loader is not None else None
     if loader is not None:
         loop.train_loader = id(loader)
@@ -324,6 +353,22 @@ def _start(optimizer: Any) -> runs.ActiveRun:
             run.log_params({"batch_size": size})
     _log_optimizer(run, optimizer)
     return run
+
+
+def _find_and_log_model(run: runs.ActiveRun, optimizer: Any) -> None:
+    loop = _loop
+    model = _find_model(optimizer)
+    if model is None:
+        return
+    loop.model = model
+    _watch_forward(False)
+    run.log_params(
+        {
+            "model_class": class_path(model),
+            "model_parameters": sum(p.numel() for p in model.parameters()),
+            "model_trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        }
+    )
 
 
 def _log_optimizer(run: runs.ActiveRun, optimizer: Any) -> None:

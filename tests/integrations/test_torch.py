@@ -172,6 +172,46 @@ def test_after_end_run_the_next_step_opens_a_new_run(memory_store: MemoryBackend
     assert all(len(history(r.id, "loss")) == 3 for r in runs)
 
 
+def sweep(lrs: list[float]) -> list[tuple[Net, list[float]]]:
+    """A hyper-parameter sweep as scripts and notebooks write it: each trial a new model and a new optimizer bound
+    to the same names, so the trial before is freed. No end_run() between trials."""
+    trials = []
+    for lr in lrs:
+        model = Net()
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        trials.append(train(epochs=1, model=model, optimizer=optimizer))
+        del model, optimizer
+    return trials
+
+
+def test_each_training_of_a_sweep_gets_its_own_run_with_its_model(memory_store: MemoryBackend) -> None:
+    """Before, a second training in one process was logged into the first's run, every loss at its last step."""
+    trials = sweep([0.1, 0.01, 0.001])
+    autolog.end_run()
+    runs = sorted(autolog.search_runs(), key=lambda r: r.start_time)
+    assert [r.status for r in runs] == ["FINISHED"] * 3
+    for run, (model, losses), lr in zip(runs, trials, [0.1, 0.01, 0.001], strict=True):
+        assert history(run.id, "loss") == list(enumerate(losses))  # steps from 0, the trial's own values
+        assert history(run.id, "lr") == [(0, lr), (1, lr), (2, lr)]
+        assert run.params["optimizer.lr"] == str(lr) and run.params["model_class"].endswith(":Net")
+        assert "optimizer_1" not in run.params
+        logged = autolog.load_model(run.id).state_dict()  # the trial's final weights, not the next trial's
+        assert all(torch.equal(logged[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_sweep_inside_the_users_run_continues_its_steps(memory_store: MemoryBackend) -> None:
+    """The user's run is never ended by us: the next trial continues its step count, its optimizer logged as a
+    further one (a param cannot change its value within a run)."""
+    with autolog.start_run("sweep") as run:
+        trials = sweep([0.1, 0.01])
+    assert len(autolog.search_runs()) == 1
+    assert history(run.id, "loss") == list(enumerate(trials[0][1] + trials[1][1]))
+    assert history(run.id, "lr") == [(s, 0.1) for s in range(3)]
+    assert history(run.id, "lr_1") == [(s, 0.01) for s in range(3, 6)]
+    stored = autolog.get_run(run.id)
+    assert stored.params["optimizer.lr"] == "0.1" and stored.params["optimizer_1.lr"] == "0.01"
+
+
 def test_no_grad_losses_and_suppressed_steps_are_not_logged(memory_store: MemoryBackend) -> None:
     torch.manual_seed(0)
     model = Net()
