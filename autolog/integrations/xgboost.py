@@ -1,7 +1,10 @@
-"""XGBoost: ``xgboost.train`` and the sklearn API (``XGBClassifier``, ``XGBRegressor``, ``XGBRanker``), one run each.
+"""XGBoost: ``xgboost.train``, ``xgboost.cv`` and the sklearn API (``XGBClassifier``, ``XGBRegressor``,
+``XGBRanker``), one run each.
 
-Logs: booster params and ``train`` arguments (not data; the estimator's ``get_params()`` for the sklearn API);
-every eval set's every metric per iteration as ``<eval name>-<metric>`` with step = iteration; with early stopping
+Logs: booster params and ``train`` / ``cv`` arguments (not data; the estimator's ``get_params()`` for the sklearn
+API); every eval set's every metric per iteration as ``<eval name>-<metric>`` with step = iteration (``cv``: the
+columns of the history it returns, ``train-<metric>-mean`` / ``test-<metric>-mean`` over the folds and their
+standard deviation ``...-std``); with early stopping
 ``best_iteration``, ``best_score`` and ``stopped_iteration``; feature importance of every type as JSON (and a PNG
 chart of the gain when matplotlib is installed) under ``feature_importance/``; the model in XGBoost's native UBJSON
 format (``autolog.load_model`` gives a ``Booster``, or the sklearn estimator for the sklearn API).
@@ -26,6 +29,7 @@ NAME = "xgboost"
 MODEL_FILE = "model.ubj"
 IMPORTANCE_TYPES = ("weight", "gain", "cover", "total_gain", "total_cover")
 DATA_ARGUMENTS = ("dtrain", "evals", "evals_result", "xgb_model", "callbacks")
+CV_DATA_ARGUMENTS = ("dtrain", "folds", "callbacks", "fpreproc")
 
 
 def _callback_base() -> type:
@@ -51,8 +55,8 @@ class AutologCallback(_boosting.CallbackRun, _callback_base()):  # type: ignore[
             for data, metrics in evals_log.items():
                 for metric, history in metrics.items():
                     last = history[-1]
-                    if isinstance(last, tuple):  # xgboost.cv: (mean, std)
-                        values[f"{data}-{metric}"], values[f"{data}-{metric}-std"] = last
+                    if isinstance(last, tuple):  # xgboost.cv: (mean, std), named as the columns cv returns
+                        values[f"{data}-{metric}-mean"], values[f"{data}-{metric}-std"] = last
                     else:
                         values[f"{data}-{metric}"] = last
             self._target().log_metrics(values, step=epoch)
@@ -76,6 +80,27 @@ class TrainCall(_boosting.TrainCall):
     def finish(self, result: Any) -> None:
         try:
             _log_booster(self.run, result, self.callback.last_iteration, model=not self.in_api)
+        finally:
+            super().finish(result)
+
+
+class CvCall(_boosting.TrainCall):
+    """One ``xgboost.cv``: one run for every fold (the folds' boosters are never returned, so no model)."""
+
+    def __init__(self, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        super().__init__(NAME, "xgboost.cv", framework_tags(NAME, _version()), args, kwargs)
+        bound = _boosting.bound_arguments(wrapped, args, kwargs)
+        self.log_train_params(bound, CV_DATA_ARGUMENTS)
+        self.early = bound.get("early_stopping_rounds") is not None
+        self.callback = AutologCallback(self.run)
+        self.args, self.kwargs = _boosting.with_callback(wrapped, args, kwargs, self.callback)
+
+    def finish(self, result: Any) -> None:
+        try:
+            if self.early:  # the history returned (a DataFrame, or a dict of lists) ends at the best iteration
+                rows = len(next(iter(result.values()), ())) if isinstance(result, dict) else len(result)
+                if rows:
+                    _boosting.log_early_stopping(self.run, rows - 1, None, self.callback.last_iteration)
         finally:
             super().finish(result)
 
@@ -137,6 +162,10 @@ def _start_train(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dic
     return TrainCall(wrapped, args, kwargs)
 
 
+def _start_cv(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> CvCall:
+    return CvCall(wrapped, args, kwargs)
+
+
 def _start_api(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ApiCall | None:
     return None if instance is None else ApiCall(instance, args, kwargs)
 
@@ -156,6 +185,10 @@ class XGBoostIntegration(Integration):
         for owner in (xgboost.training, xgboost, xgboost.sklearn):
             if "train" in vars(owner):
                 registry.patch(NAME, owner, "train", train)
+        cv = training_wrapper(NAME, "xgboost:cv", _start_cv)
+        for owner in (xgboost.training, xgboost):
+            if "cv" in vars(owner):
+                registry.patch(NAME, owner, "cv", cv)
         api = _boosting.api_wrapper(NAME, "xgboost:XGBModel.fit", _start_api)
         for cls in (xgboost.sklearn.XGBModel, *xgboost.sklearn.XGBModel.__subclasses__()):
             if "fit" in vars(cls):

@@ -18,7 +18,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "tabular.md"
 
 def test_every_example_runs(tmp_path: Path) -> None:
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
-    assert len(blocks) == 5
+    assert len(blocks) == 6
     script = "\n".join(
         f"def example_{i}():\n" + "".join(f"    {line}\n" for line in b.splitlines()) for i, b in enumerate(blocks)
     )
@@ -27,4 +27,5 @@ def test_every_example_runs(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.split("\n")
     assert lines[0].startswith("LogisticRegression 0.5 ['accuracy_score_test', 'training_accuracy_score'")
-    assert lines[1].endswith(" 2") and lines[2] == "20" and lines[3] == "lightgbm.cv 10"
+    assert lines[1].endswith(" 2") and lines[2] == "20" and lines[4] == "lightgbm.cv 10"
+    assert lines[3] == "xgboost.cv ['test-auc-mean', 'test-auc-std', 'train-auc-mean', 'train-auc-std']"

@@ -151,13 +151,54 @@ def test_explicit_callback_without_patching(data) -> None:
     assert len(autolog.get_metric_history(run.id, "valid-logloss")) == 4
 
 
+def test_cv_is_one_run_with_the_mean_and_std_over_folds(memory_store: MemoryBackend, data) -> None:
+    x, y, _, _ = data
+    callbacks: list = []
+    result = xgb.cv(PARAMS, xgb.DMatrix(x, y), 6, nfold=3, seed=1, callbacks=callbacks)
+    (run,) = memory_store.runs.values()
+    assert run.name == "xgboost.cv" and run.status == "FINISHED"
+    assert run.params["nfold"] == "3" and run.params["num_boost_round"] == "6" and run.params["max_depth"] == "2"
+    assert "dtrain" not in run.params and callbacks == []
+    columns = {"train-logloss-mean", "train-logloss-std", "train-error-mean", "train-error-std"}
+    columns |= {c.replace("train", "test") for c in columns}
+    assert set(result.columns) == columns
+    assert set(run.metrics) == columns  # named as the columns cv returns
+    for column in columns:  # every iteration of every column: 6 x 2 sets x 2 metrics x (mean, std)
+        logged = [(step, value) for step, value, _ in autolog.get_metric_history(run.id, column)]
+        assert logged == list(enumerate(result[column]))
+    assert "best_iteration" not in run.metrics  # no early stopping asked
+
+
+def test_cv_with_early_stopping_logs_the_best_iteration(memory_store: MemoryBackend, data) -> None:
+    x, y, _, _ = data
+    result = xgb.cv({**PARAMS, "eta": 1.0, "max_depth": 6}, xgb.DMatrix(x, y), 200, nfold=3, early_stopping_rounds=2)
+    (run,) = memory_store.runs.values()
+    assert len(result) < 200
+    assert run.metrics["best_iteration"] == len(result) - 1  # the history returned ends at the best iteration
+    assert run.metrics["stopped_iteration"] == len(autolog.get_metric_history(run.id, "test-error-mean")) - 1
+
+
 def test_disable_restores_the_originals(data) -> None:
     import xgboost.sklearn
     import xgboost.training
 
-    originals = (xgboost.train, xgboost.training.train, xgboost.sklearn.train, xgboost.XGBModel.__dict__["fit"])
+    originals = (
+        xgboost.train,
+        xgboost.training.train,
+        xgboost.sklearn.train,
+        xgboost.XGBModel.__dict__["fit"],
+        xgboost.cv,
+        xgboost.training.cv,
+    )
     autolog.enable(backend=MemoryBackend("memory:restore"), sync=True)
-    assert xgboost.train is not originals[0]
+    assert xgboost.train is not originals[0] and xgboost.cv is not originals[4]
     autolog.disable()
-    now = (xgboost.train, xgboost.training.train, xgboost.sklearn.train, xgboost.XGBModel.__dict__["fit"])
+    now = (
+        xgboost.train,
+        xgboost.training.train,
+        xgboost.sklearn.train,
+        xgboost.XGBModel.__dict__["fit"],
+        xgboost.cv,
+        xgboost.training.cv,
+    )
     assert all(a is b for a, b in zip(now, originals, strict=True))
