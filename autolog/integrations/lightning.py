@@ -144,8 +144,20 @@ def _reachable(backend: Any) -> bool:
     return all(isinstance(spec, str) for spec in specs)
 
 
-def _new_run(tags: dict[str, Any] | None = None) -> runs.ActiveRun:
-    return runs.new_run(tags={"autolog.integration": NAME, **(tags or {})})
+def _new_run(name: str | None = None) -> runs.ActiveRun:
+    return runs.new_run(name, tags={"autolog.integration": NAME})
+
+
+def _run_name(wrapped: Any, trainer: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """The LightningModule's class name (``MyModel``; ``MyModel-test`` for ``Trainer.test``), as a scikit-learn
+    run is named after its estimator; None (an id) when no module is given or attached."""
+    module = args[0] if args else kwargs.get("model")
+    if module is None:
+        module = getattr(trainer, "lightning_module", None)
+    if module is None:
+        return None
+    method = getattr(wrapped, "__name__", "fit")
+    return type(module).__name__ + ("" if method == "fit" else f"-{method}")
 
 
 def _flatten(params: Any, prefix: str = "") -> dict[str, Any]:
@@ -259,7 +271,9 @@ def _build(package: str) -> tuple[type, type]:
             if state.run is None and state.owner is None:
                 run = runs.active_run()
                 if run is None:
-                    state.run, state.owner = _new_run(), "callback"
+                    module = getattr(trainer, "lightning_module", None)
+                    state.run = _new_run(None if module is None else type(module).__name__)
+                    state.owner = "callback"
                 else:
                     state.run, state.owner = run, "joined"
             for logger in trainer.loggers:
@@ -485,7 +499,8 @@ def _starter(package: str) -> Any:
         run = runs.active_run()
         opts = session.options()
         if run is None or (opts.exclusive and run.user_started):
-            state = _State(_new_run(), "wrapper")
+            name = _errors.firewall("lightning:run_name", _run_name, wrapped, trainer, args, kwargs)
+            state = _State(_new_run(name), "wrapper")
         else:
             state = _State(run, "joined")
         call = _Call(trainer, args, kwargs, state)

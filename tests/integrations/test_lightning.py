@@ -110,7 +110,7 @@ def test_fit_logs_params_every_self_log_value_lr_and_a_reloadable_model(tmp_path
     assert t.callbacks == callbacks_before and t.loggers == loggers_before  # ours were only there for the fit
     assert callbacks == [checkpoint, stopper]
     (run,) = autolog.search_runs()
-    assert run.status == "FINISHED"
+    assert run.status == "FINISHED" and run.name == "Module"
     assert run.tags["autolog.integration"] == "lightning"
     # self.log values, at Lightning's steps, equal to what the module computed
     logged = history(run.id, "train_loss")
@@ -200,7 +200,7 @@ def test_fit_then_test_in_a_user_run_share_it(memory_store: MemoryBackend, tmp_p
 def test_validate_alone_opens_its_own_run(memory_store: MemoryBackend, tmp_path: Path) -> None:
     trainer(tmp_path).validate(Module(), datamodule=Data())
     (run,) = autolog.search_runs()
-    assert run.status == "FINISHED"
+    assert run.status == "FINISHED" and run.name == "Module-validate"  # named after the module, as fit's runs
     assert sorted(run.metrics) == ["epoch", "val_loss"]  # Lightning adds the epoch
 
 
