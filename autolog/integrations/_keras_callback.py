@@ -89,7 +89,8 @@ class AutologCallback(keras.callbacks.Callback):
         if active is not None and not (exclusive and active.user_started):
             self.run = active
             return
-        self.run = runs.new_run(tags={"autolog.integration": "keras", "autolog.framework": framework_tag()})
+        name = run_name(self.model)
+        self.run = runs.new_run(name, tags={"autolog.integration": "keras", "autolog.framework": framework_tag()})
         self.owns_run = True
         self._token = runs.activate(self.run)
 
@@ -183,6 +184,12 @@ class EvaluateCallback(keras.callbacks.Callback):
 
 
 # -- parameters ---------------------------------------------------------------------------------------------------
+def run_name(model: Any) -> str | None:
+    """A run is named after its model, as Keras names it (``sequential``, ``functional_1``, or the name given)."""
+    name = getattr(model, "name", None)
+    return name if isinstance(name, str) and name else None
+
+
 def framework_tag() -> str:
     return f"keras {keras.__version__} ({keras.backend.backend()})"
 

@@ -139,7 +139,8 @@ def _start_fit(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[
         else {**fit_params(signature, bound), **kc.model_params(instance)}
     )
     if run is None:
-        run = runs.new_run(tags={"autolog.integration": NAME, "autolog.framework": kc.framework_tag()})
+        tags = {"autolog.integration": NAME, "autolog.framework": kc.framework_tag()}
+        run = runs.new_run(kc.run_name(instance), tags=tags)
     if params is not None:  # a run that holds several fits keeps the first fit's params
         run.state[kc.PARAMS_KEY] = True
         run.log_params(params)

@@ -105,9 +105,10 @@ class Raise(keras.callbacks.Callback):
 def fit_logs_one_run_with_params_and_metrics() -> None:
     store = enable()
     x, y = data(96)
-    result = model().fit(x, y, epochs=3, batch_size=16, validation_split=0.25, class_weight={0: 1.0, 1: 2.0}, verbose=0)
+    net = model()
+    result = net.fit(x, y, epochs=3, batch_size=16, validation_split=0.25, class_weight={0: 1.0, 1: 2.0}, verbose=0)
     run = only_run(store)
-    assert run.status == "FINISHED"
+    assert run.status == "FINISHED" and run.name == net.name  # named as Keras names the model
     assert run.tags["autolog.integration"] == "keras"
     p = run.params
     expected = {
