@@ -60,13 +60,20 @@ TRAINER_SETTINGS = (
 
 def _global_rank() -> int:
     """This process's global rank: what Lightning's strategy set in its workers (``rank_zero_only.rank``, which
-    forked and spawned workers have and the launcher's environment does not), else the environment's."""
-    try:
-        from lightning_utilities.core.rank_zero import rank_zero_only
-    except ImportError:
-        return env_rank()
-    rank = getattr(rank_zero_only, "rank", None)
+    forked and spawned workers have and the launcher's environment does not), else the environment's. Called at
+    every ``log_metrics``: the function object is looked up once."""
+    if not _rank_zero_only:
+        try:
+            from lightning_utilities.core.rank_zero import rank_zero_only
+
+            _rank_zero_only.append(rank_zero_only)
+        except ImportError:
+            _rank_zero_only.append(None)
+    rank = getattr(_rank_zero_only[0], "rank", None)
     return env_rank() if rank is None else int(rank)
+
+
+_rank_zero_only: list[Any] = []
 
 
 class _Link(NamedTuple):
