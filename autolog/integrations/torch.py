@@ -2,8 +2,8 @@
 
 What is logged, with no change to the loop:
 - a run that starts at the first optimizer step (or joins the run the user started) and ends at
-  ``autolog.end_run()``, when the script ends (FINISHED; FAILED / KILLED when it dies of an exception), or when a
-  new optimizer steps after the one that started the run was freed (the next training: it gets its own run);
+  ``autolog.end_run()``, when the script ends (FINISHED; FAILED / KILLED when it dies of an exception), or when an
+  optimizer of another model steps after the one that started the run was freed (the next training: its own run);
 - params: optimizer class and param-group settings, the model's class and parameter counts, the DataLoader's
   batch size;
 - per step (the optimizer step count): ``loss`` from ``torch.nn`` loss modules and ``torch.nn.functional`` losses
@@ -277,14 +277,16 @@ _FIND_STEPS = 3  # a model not found at a run's first step is looked for at the 
 
 
 def _next_training(run: runs.ActiveRun, optimizer: Any) -> tuple[runs.ActiveRun, int]:
-    """The first step of an optimizer while the one that started the run has been freed: the training before is
-    over (a sweep's next trial in the same script, a notebook cell run again with a new model and optimizer).
+    """The first step of an optimizer while the one that started the run has been freed.
 
-    A run this integration opened ends there (FINISHED, with the previous model) and the new training gets a run of
-    its own, its steps counted from 0; with two optimizers alive (a GAN's) the second stays a second optimizer of
-    one run. In a run it joined (the user's), which is never ended here, the new optimizer continues the count."""
+    When it optimizes another model than the run's, the training before is over (a sweep's next trial in the same
+    script, a notebook cell run again with a new model): a run this integration opened ends there (FINISHED, with
+    its model) and the new training gets a run of its own, its steps counted from 0. When it optimizes the run's
+    model (a fine-tune's next stage, an optimizer made anew), or the run is one it joined (the user's, never ended
+    here), the new optimizer continues the run and its step count, logged as a further optimizer (a param cannot
+    change its value within a run). With two optimizers alive (a GAN's) this is never reached."""
     loop = _loop
-    if loop.owned:
+    if loop.owned and not _optimizes(optimizer, loop.model):
         losses = list(loop.pending)  # this step's: the new training's
         run.end(FINISHED, wait=False)  # its on_end logs the previous model, resets the loop, watches forward calls
         loop.pending.extend(losses)
@@ -296,6 +298,14 @@ def _next_training(run: runs.ActiveRun, optimizer: Any) -> tuple[runs.ActiveRun,
     step = loop.step
     loop.step += 1
     return run, step
+
+
+def _optimizes(optimizer: Any, model: Any) -> bool:
+    """Whether ``optimizer`` holds any of ``model``'s parameters (False for a model not known)."""
+    if model is None:
+        return False
+    ids = {id(p) for p in model.parameters()}
+    return any(id(p) in ids for group in optimizer.param_groups for p in group["params"])
 
 
 def _rank() -> int:

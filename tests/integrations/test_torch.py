@@ -212,6 +212,19 @@ def test_a_sweep_inside_the_users_run_continues_its_steps(memory_store: MemoryBa
     assert stored.params["optimizer.lr"] == "0.1" and stored.params["optimizer_1.lr"] == "0.01"
 
 
+def test_a_new_optimizer_for_the_same_model_continues_its_run(memory_store: MemoryBackend) -> None:
+    """A fine-tune in two stages (the optimizer made anew for the same model, the first one freed) is one training:
+    one run, steps counted on, the second optimizer logged as a further one."""
+    model = Net()
+    _, first = train(epochs=1, model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    _, second = train(epochs=1, model=model, optimizer=torch.optim.Adam(model.parameters(), lr=0.01))
+    autolog.end_run()
+    run = only_run(memory_store)
+    assert history(run.id, "loss") == list(enumerate(first + second))
+    assert history(run.id, "lr_1") == [(s, 0.01) for s in range(3, 6)]
+    assert run.params["optimizer"] == "SGD" and run.params["optimizer_1"] == "Adam"
+
+
 def test_no_grad_losses_and_suppressed_steps_are_not_logged(memory_store: MemoryBackend) -> None:
     torch.manual_seed(0)
     model = Net()
