@@ -8,7 +8,8 @@ What is logged, with no change to the loop:
   batch size;
 - per step (the optimizer step count): ``loss`` from ``torch.nn`` loss modules and ``torch.nn.functional`` losses
   computed with grad since the previous step (the mean when several calls of one loss; ``loss/<name>`` each when
-  several losses), ``lr`` of each param group, ``epoch`` (passes over the training DataLoader);
+  several losses; not those of a DataLoader pass without an optimizer step, e.g. validation without no_grad),
+  ``lr`` of each param group, ``epoch`` (passes over the training DataLoader);
 - the final model (state dict + class path), reloadable with ``autolog.load_model``.
 
 How: torch's own global optimizer step hook (``register_optimizer_step_post_hook``); the ``torch.nn.functional``
@@ -81,6 +82,7 @@ class _Loop:
         self.seen: dict[int, weakref.ref[Any]] = {}
         self.loader_passes: dict[int, int] = {}
         self.last_loader: weakref.ref[Any] | None = None
+        self.pass_steps = 0  # optimizer steps since the last DataLoader pass began
         self.reset_run()
 
     def reset_run(self) -> None:
@@ -162,6 +164,11 @@ def _loss_wrapper(name: str) -> Any:
 # -- DataLoader passes ---------------------------------------------------------------------------------------------
 def _iter_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if _active():
+        if not _loop.pass_steps:
+            # The pass before had no optimizer step (a validation written without no_grad): its losses are not
+            # the training loss, which the next step would otherwise average them into.
+            _loop.pending.clear()
+        _loop.pass_steps = 0
         key = id(instance)
         _loop.loader_passes[key] = _loop.loader_passes.get(key, 0) + 1
         _loop.last_loader = weakref.ref(instance)
@@ -236,6 +243,7 @@ def _after_step(optimizer: Any, args: Any, kwargs: Any) -> None:
 
 def _on_step(optimizer: Any) -> None:
     loop = _loop
+    loop.pass_steps += 1
     run = loop.run
     if run is None or run.ended:
         if _rank() != 0:  # a distributed worker of another rank (torchrun, SLURM): one run per training, rank 0's

@@ -225,6 +225,29 @@ def test_a_new_optimizer_for_the_same_model_continues_its_run(memory_store: Memo
     assert run.params["optimizer"] == "SGD" and run.params["optimizer_1"] == "Adam"
 
 
+def test_a_validation_pass_without_no_grad_is_not_the_training_loss(memory_store: MemoryBackend) -> None:
+    """Losses computed with grad during a pass over another DataLoader (validation written without no_grad) were
+    averaged into the next step's training loss; only the training loader's count."""
+    torch.manual_seed(0)
+    model = Net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    train_loader, val_loader = make_loader(), make_loader(n=32)
+    losses = []
+    for _ in range(2):
+        for x, y in train_loader:
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        for x, y in val_loader:  # grad on: the losses require grad, and no step follows them
+            torch.nn.functional.cross_entropy(model(x), y)
+    autolog.end_run()
+    run = only_run(memory_store)
+    assert history(run.id, "loss") == list(enumerate(losses))
+    assert history(run.id, "epoch") == [(0, 0), (3, 1)]  # the validation loader's passes are not epochs
+
+
 def test_no_grad_losses_and_suppressed_steps_are_not_logged(memory_store: MemoryBackend) -> None:
     torch.manual_seed(0)
     model = Net()
