@@ -91,7 +91,9 @@ class _Loop:
         self.primary: int | None = None
         self.primary_ref: Callable[[], Any] = _gone  # the optimizer that started the run, while it lives
         self.owned = False  # the run was opened here (not the user's, joined)
-        self.lr_keys: dict[int, list[str]] = {}
+        self.lr_keys: dict[int, list[str]] = {}  # id(optimizer) -> its lr keys
+        self.optimizers: dict[int, weakref.ref[Any]] = {}  # id(optimizer) -> the optimizer (an id can be reused)
+        self.n_optimizers = 0  # optimizers logged in this run: the next one's index
         self.model: Any = None  # held until the run ends: its final weights are the run's model
         self.train_loader: int | None = None
         self.epoch = -1
@@ -258,7 +260,7 @@ def _on_step(optimizer: Any) -> None:
             _find_and_log_model(run, optimizer)
     elif loop.primary_ref() is None:  # the optimizer that started the run is gone: this one starts a new training
         run, step = _next_training(run, optimizer)
-    elif key not in loop.lr_keys:
+    elif not _known(optimizer):
         _log_optimizer(run, optimizer)
         step = max(loop.step - 1, 0)
     else:
@@ -301,7 +303,7 @@ def _next_training(run: runs.ActiveRun, optimizer: Any) -> tuple[runs.ActiveRun,
         run = _start(optimizer)  # the new model, called before this step, is found from the next step's calls
     else:
         loop.primary, loop.primary_ref = id(optimizer), weakref.ref(optimizer)
-        if id(optimizer) not in loop.lr_keys:
+        if not _known(optimizer):  # (its id may be the freed one's: then it is logged as the new one it is)
             _log_optimizer(run, optimizer)
     step = loop.step
     loop.step += 1
@@ -389,9 +391,16 @@ def _find_and_log_model(run: runs.ActiveRun, optimizer: Any) -> None:
     )
 
 
+def _known(optimizer: Any) -> bool:
+    """Whether this optimizer (not merely its id, which a freed one may have had) is one of the run's."""
+    ref = _loop.optimizers.get(id(optimizer))
+    return ref is not None and ref() is optimizer
+
+
 def _log_optimizer(run: runs.ActiveRun, optimizer: Any) -> None:
     loop = _loop
-    index = len(loop.lr_keys)
+    index = loop.n_optimizers
+    loop.n_optimizers += 1
     prefix = "optimizer" if index == 0 else f"optimizer_{index}"
     groups = optimizer.param_groups
     params: dict[str, Any] = {prefix: type(optimizer).__name__}
@@ -402,6 +411,7 @@ def _log_optimizer(run: runs.ActiveRun, optimizer: Any) -> None:
         lr = "lr" if index == 0 else f"lr_{index}"
         keys.append(lr if len(groups) == 1 else f"{lr}/pg{i}")
     loop.lr_keys[id(optimizer)] = keys
+    loop.optimizers[id(optimizer)] = weakref.ref(optimizer)
     run.log_params(params)
 
 

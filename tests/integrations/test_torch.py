@@ -212,12 +212,23 @@ def test_a_sweep_inside_the_users_run_continues_its_steps(memory_store: MemoryBa
     assert stored.params["optimizer.lr"] == "0.1" and stored.params["optimizer_1.lr"] == "0.01"
 
 
-def test_a_new_optimizer_for_the_same_model_continues_its_run(memory_store: MemoryBackend) -> None:
+@pytest.mark.parametrize("same_id", [False, True], ids=["new-id", "freed-id-reused"])
+def test_a_new_optimizer_for_the_same_model_continues_its_run(memory_store: MemoryBackend, same_id: bool) -> None:
     """A fine-tune in two stages (the optimizer made anew for the same model, the first one freed) is one training:
-    one run, steps counted on, the second optimizer logged as a further one."""
+    one run, steps counted on, the second optimizer logged as a further one. Freed first, the old optimizer's
+    memory (so its id) goes to the new one: still a new optimizer, not the old one's keys."""
     model = Net()
-    _, first = train(epochs=1, model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
-    _, second = train(epochs=1, model=model, optimizer=torch.optim.Adam(model.parameters(), lr=0.01))
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1)
+    _, first = train(epochs=1, model=model, optimizer=sgd)
+    old_id = id(sgd)
+    if same_id:
+        del sgd  # CPython hands the freed block to the next optimizer
+        adam = torch.optim.Adam(model.parameters(), lr=0.01)
+    else:  # made while the first lives (elsewhere in memory), as `optimizer = Adam(...)` rebinding a name does
+        adam = torch.optim.Adam(model.parameters(), lr=0.01)
+        del sgd
+    assert (id(adam) == old_id) is same_id
+    _, second = train(epochs=1, model=model, optimizer=adam)
     autolog.end_run()
     run = only_run(memory_store)
     assert history(run.id, "loss") == list(enumerate(first + second))
