@@ -80,7 +80,8 @@ class _Loop:
         self.handles: list[Any] = []
         self.finder: Any = None  # the forward pre-hook handle while looking for the model
         self.seen: dict[int, weakref.ref[Any]] = {}
-        self.loader_passes: dict[int, int] = {}
+        self.loader_passes: dict[int, int] = {}  # id(DataLoader) -> passes begun
+        self.loaders: dict[int, weakref.ref[Any]] = {}  # id(DataLoader) -> the loader (a new one may reuse an id)
         self.last_loader: weakref.ref[Any] | None = None
         self.pass_steps = 0  # optimizer steps since the last DataLoader pass began
         self.reset_run()
@@ -172,7 +173,11 @@ def _iter_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: di
             _loop.pending.clear()
         _loop.pass_steps = 0
         key = id(instance)
-        _loop.loader_passes[key] = _loop.loader_passes.get(key, 0) + 1
+        ref = _loop.loaders.get(key)
+        if ref is None or ref() is not instance:  # a loader not seen before, perhaps where a freed one was
+            _loop.loaders[key] = weakref.ref(instance)
+            _loop.loader_passes[key] = 0
+        _loop.loader_passes[key] += 1
         _loop.last_loader = weakref.ref(instance)
     return wrapped(*args, **kwargs)
 
