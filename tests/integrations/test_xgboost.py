@@ -182,23 +182,18 @@ def test_disable_restores_the_originals(data) -> None:
     import xgboost.sklearn
     import xgboost.training
 
-    originals = (
-        xgboost.train,
-        xgboost.training.train,
-        xgboost.sklearn.train,
-        xgboost.XGBModel.__dict__["fit"],
-        xgboost.cv,
-        xgboost.training.cv,
-    )
+    def patchable() -> tuple:  # type: ignore[type-arg]
+        return (
+            xgboost.train,
+            xgboost.training.train,
+            xgboost.sklearn.train,
+            xgboost.XGBModel.__dict__["fit"],
+            xgboost.cv,
+            xgboost.training.cv,
+        )
+
+    originals = patchable()
     autolog.enable(backend=MemoryBackend("memory:restore"), sync=True)
     assert xgboost.train is not originals[0] and xgboost.cv is not originals[4]
     autolog.disable()
-    now = (
-        xgboost.train,
-        xgboost.training.train,
-        xgboost.sklearn.train,
-        xgboost.XGBModel.__dict__["fit"],
-        xgboost.cv,
-        xgboost.training.cv,
-    )
-    assert all(a is b for a, b in zip(now, originals, strict=True))
+    assert all(a is b for a, b in zip(patchable(), originals, strict=True))
