@@ -8,6 +8,7 @@ This module imports ``keras`` (never ``tensorflow``): it works on every Keras 3 
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 from functools import partial
 from typing import Any
 
@@ -58,6 +59,11 @@ class AutologCallback(keras.callbacks.Callback):
         self._epoch0 = 0
         self._first_epoch: int | None = None
         self._max_batch = -1
+        # Keras may run batch callbacks on a pool of threads, so they can finish out of order. The training thread
+        # records where each batch begins; a batch's values wait until every earlier batch of the epoch is logged.
+        self._begins: list[int] = []
+        self._next = 0  # index in _begins of the next batch to log
+        self._waiting: dict[int, tuple[int, dict[str, Any] | None]] = {}
         self.checkpoints: list[Any] = []  # the user's ModelCheckpoint callbacks, with log_checkpoints on
         self.checkpoint_paths: list[str] = []
 
@@ -78,6 +84,7 @@ class AutologCallback(keras.callbacks.Callback):
         self._step0 = run.state.get(STEP_KEY, 0)
         self._epoch0 = run.state.get(EPOCH_KEY, -1)
         self._first_epoch, self._max_batch = None, -1
+        self._new_epoch()
         self.epoch_logs, self.last_epoch, self.checkpoint_paths = {}, None, []
         if not self.driven and not run.state.get(PARAMS_KEY):
             run.state[PARAMS_KEY] = True
@@ -99,29 +106,59 @@ class AutologCallback(keras.callbacks.Callback):
         if self._first_epoch is None:
             self._first_epoch = epoch
         self._max_batch = -1
+        self._new_epoch()
+
+    def _new_epoch(self) -> None:
+        self._begins, self._next, self._waiting = [], 0, {}
+
+    def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+        # The training thread, in order: one list append (no hook firewall needed for an append).
+        self._begins.append(batch)
 
     @_hooked
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-        # May run on a Keras worker thread (async dispatch): only appends, under a lock for the batch count.
-        with self._lock:
-            self._max_batch = max(self._max_batch, batch)
+        # May run on a Keras worker thread (async dispatch), concurrently with the next batches' callbacks.
         step = self._step0 + batch
         run = self.run
-        if run is None or not logs or step % self._n:
-            return
-        keys = self._keys
-        out = {}
-        for key, value in logs.items():
-            name = keys.get(key)
-            if name is None:
-                name = keys[key] = "batch_" + str(key)
-            out[name] = value
-        run.log_metrics(out, step)
+        out: dict[str, Any] | None = None
+        if run is not None and logs and not step % self._n:
+            keys = self._keys
+            out = {}
+            for key, value in logs.items():
+                name = keys.get(key)
+                if name is None:
+                    name = keys[key] = "batch_" + str(key)
+                out[name] = value
+        with self._lock:
+            self._max_batch = max(self._max_batch, batch)
+            begins = self._begins
+            if not begins:  # driven by hand without on_train_batch_begin: log as called
+                if out is not None and run is not None:
+                    run.log_metrics(out, step)
+                return
+            # The batch (or steps_per_execution chunk) this call ends: the last one begun at or before `batch`.
+            self._waiting[bisect_right(begins, batch) - 1] = (step, out)
+            self._log_ready(run)
+
+    def _log_ready(self, run: runs.ActiveRun | None) -> None:
+        """Log, in batch order, every waiting batch whose predecessors are all logged (called under the lock)."""
+        waiting = self._waiting
+        while self._next in waiting:
+            step, out = waiting.pop(self._next)
+            self._next += 1
+            if out is not None and run is not None:
+                run.log_metrics(out, step)
 
     @_hooked
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
         run = self.run
         # Keras has waited for every batch callback of the epoch before calling this (CallbackList flushes).
+        with self._lock:
+            for index in sorted(self._waiting):  # none is left unless a batch callback was lost: keep its values
+                step, out = self._waiting.pop(index)
+                if out is not None and run is not None:
+                    run.log_metrics(out, step)
+            self._new_epoch()
         self._step0 += self._max_batch + 1
         self._max_batch = -1
         if run is None:

@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -165,6 +166,62 @@ def fits_inside_a_user_run_continue_its_steps() -> None:
     assert run.params["epochs"] == "2" and run.params["batch_size"] == "32"  # the first fit's
     assert np.isclose(run.metrics["eval_loss"], scores["loss"])
     assert steps(store, run.id, "eval_loss") == [4]
+
+
+class SlowEvery3rdBatch(keras.callbacks.Callback):
+    """A user callback that is slow on every third batch. Keras runs batch callbacks on a thread pool when every
+    callback is ``async_safe`` (torch and jax backends), so the next batches' callbacks, ours among them, finish
+    before this batch's: the values reach our callback out of order, for real."""
+
+    async_safe = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.losses: dict[int, float] = {}
+        self.epoch = 0
+        self.seen = 0
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        if batch % 3 == 0:
+            time.sleep(0.01)
+        self.losses[self.seen + batch] = float(logs["loss"])
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        self.seen = len(self.losses)
+
+
+@check
+def batch_values_stay_in_order_when_keras_runs_callbacks_on_threads() -> None:
+    store = enable()
+    x, y = data(96)
+    user = SlowEvery3rdBatch()
+    model().fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[user])  # 12 batches per epoch
+    run = only_run(store)
+    logged = history(store, run.id, "batch_loss")
+    assert [step for step, _ in logged] == list(range(24)), logged  # in the order logged, not only sorted
+    assert logged == sorted(user.losses.items()), (logged, user.losses)
+    assert run.metrics["batch_loss"] == user.losses[23]  # the latest value is the last batch's
+
+
+@check
+def steps_per_execution_chunks_are_logged_in_order() -> None:
+    if BACKEND == "torch":
+        raise Skip("Keras's torch backend allows only steps_per_execution=1")
+    store = enable()
+    x, y = data(96)
+    net = model()
+    net.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), steps_per_execution=4
+    )
+    user = SlowEvery3rdBatch()
+    net.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[user])  # 12 batches, 3 chunks of 4 per epoch
+    run = only_run(store)
+    logged = history(store, run.id, "batch_loss")
+    # Keras reports a chunk once, at its last batch: 3, 7, 11, then 15, 19, 23 in the second epoch
+    assert [step for step, _ in logged] == [3, 7, 11, 15, 19, 23], logged
 
 
 @check
