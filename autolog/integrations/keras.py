@@ -24,6 +24,7 @@ from typing import Any
 
 from autolog import _errors, runs, session
 from autolog.integrations import Integration
+from autolog.integrations import torch as _torch
 from autolog.patching import registry, training_wrapper
 
 NAME = "keras"
@@ -79,6 +80,12 @@ def _defining_class(klass: type, name: str) -> type:
 
 
 # -- fit ----------------------------------------------------------------------------------------------------------
+def _keras_backend() -> str:
+    import keras
+
+    return str(keras.backend.backend())
+
+
 class _FitCall:
     def __init__(  # noqa: PLR0917 - built in one place, from _start_fit
         self,
@@ -94,6 +101,10 @@ class _FitCall:
         self.user_callbacks = user_callbacks
         self.args, self.kwargs = args, kwargs
         self.token = runs.activate(run) if owned else None
+        # On the torch backend Keras calls loss.backward() itself: the plain-torch integration keeps out of it.
+        self.torch = _keras_backend() == "torch"
+        if self.torch:
+            _torch.stand_down(True)
 
     def finish(self, result: Any) -> None:
         from autolog.integrations import _keras_callback as kc
@@ -111,6 +122,9 @@ class _FitCall:
         self._close(exc)
 
     def _close(self, exc: BaseException | None) -> None:
+        if self.torch:
+            self.torch = False
+            _torch.stand_down(False)
         if self.token is not None:
             runs.deactivate(self.token)
             self.token = None

@@ -8,12 +8,15 @@ What is logged, with no change to the loop:
   batch size;
 - per step (the optimizer step count): ``loss`` from ``torch.nn`` loss modules and ``torch.nn.functional`` losses
   computed with grad since the previous step (the mean when several calls of one loss; ``loss/<name>`` each when
-  several losses; not those of a DataLoader pass without an optimizer step, e.g. validation without no_grad),
+  several losses, and ``loss`` their total, the scalar ``backward()`` was called on; not those of a DataLoader pass
+  without an optimizer step, e.g. validation without no_grad); with no ``torch.nn`` loss (one written by hand, one
+  computed inside ``torch.compile``), ``loss`` is the scalar ``backward()`` was called on, unscaled by a GradScaler;
   ``lr`` of each param group, ``epoch`` (passes over the training DataLoader);
 - the final model (state dict + class path), reloadable with ``autolog.load_model``.
 
 How: torch's own global optimizer step hook (``register_optimizer_step_post_hook``); the ``torch.nn.functional``
-loss functions (which the loss modules call) and ``DataLoader.__iter__`` are wrapped. A global forward pre-hook finds
+loss functions (which the loss modules call), ``torch.autograd.backward``, ``GradScaler.scale`` and
+``DataLoader.__iter__`` are wrapped. A global forward pre-hook finds
 the model (the module called whose parameters the optimizer holds) and is removed at the first step. Loss tensors
 are detached and read by the writer thread: the training thread never calls ``.item()``.
 
@@ -46,6 +49,7 @@ NAME = "torch"
 SITE_STEP = _errors.register_site("torch:optimizer_step")
 SITE_END = _errors.register_site("torch:run_end")
 _MAX_PENDING = 256  # losses computed with grad and no optimizer step yet: bounded (inference with grad never steps)
+_MAX_BACKWARD = 64  # tensors backward() was called on since the last step: bounded (a loop without torch.optim)
 _MAX_SEEN = 4096  # modules remembered while looking for the model
 
 
@@ -76,6 +80,10 @@ class _Loop:
     def __init__(self) -> None:
         self.local = threading.local()  # loss-call nesting depth per thread
         self.pending: deque[tuple[str, Any]] = deque(maxlen=_MAX_PENDING)
+        # The scalars backward() was called on since the last step (not detached: only the steps that use them
+        # detach them), and the loss a GradScaler scaled last (weak reference to the scaled tensor, the loss).
+        self.backward: deque[Any] = deque(maxlen=_MAX_BACKWARD)
+        self.scaled: tuple[Callable[[], Any], Any] | None = None
         self.stand_down = 0  # > 0 while a Lightning fit runs in this process (also in spawned DDP workers)
         self.handles: list[Any] = []
         self.finder: Any = None  # the forward pre-hook handle while looking for the model
@@ -110,13 +118,17 @@ class TorchIntegration(Integration):
     min_version = "2.0"
 
     def patch(self, module_name: str) -> None:
+        import torch
         import torch.nn.functional as F
+        from torch.amp.grad_scaler import GradScaler
         from torch.optim.optimizer import register_optimizer_step_post_hook
         from torch.utils.data import DataLoader
 
         for name in _loss_names(F):
             registry.patch(NAME, F, name, _loss_wrapper(name))
         registry.patch(NAME, DataLoader, "__iter__", _iter_wrapper)
+        registry.patch(NAME, torch.autograd, "backward", _backward_wrapper(torch.Tensor))
+        registry.patch(NAME, GradScaler, "scale", _scale_wrapper)
         _loop.handles.append(register_optimizer_step_post_hook(_after_step))
         _watch_forward(_loop.model is None)  # the model of a run still open is known already
 
@@ -131,7 +143,7 @@ class TorchIntegration(Integration):
 def stand_down(on: bool) -> None:
     """Lightning calls this around a fit: its own integration logs, so the plain-loop one keeps quiet."""
     _loop.stand_down += 1 if on else -1
-    _loop.pending.clear()
+    _drop_losses()
     _watch_forward(not on and _loop.stand_down == 0 and bool(_loop.handles) and _loop.model is None)
 
 
@@ -139,8 +151,16 @@ def _active() -> bool:
     return _loop.stand_down <= 0 and patching.gate(NAME)
 
 
+def _drop_losses() -> None:
+    _loop.pending.clear()
+    _loop.backward.clear()
+    _loop.scaled = None
+
+
 # -- losses ------------------------------------------------------------------------------------------------------
 def _loss_wrapper(name: str) -> Any:
+    from torch.compiler import is_compiling
+
     loop = _loop
     local = loop.local
     pending = loop.pending
@@ -156,12 +176,55 @@ def _loss_wrapper(name: str) -> Any:
         finally:
             local.depth = 0
         # The full gate runs at the step; here only what is cheap. Losses never followed by a step fall off the
-        # bounded deque.
-        if getattr(result, "requires_grad", False) and enabled() and loop.stand_down <= 0:
+        # bounded deque. Inside torch.compile's tracing the result is a fake tensor, and this code does not run
+        # when the compiled graph does: such a loss is found by its backward() instead.
+        if getattr(result, "requires_grad", False) and enabled() and loop.stand_down <= 0 and not is_compiling():
             pending.append((name, result.detach()))  # no sync: the writer reads it
         return result
 
     return wrapper
+
+
+def _backward_wrapper(tensor_type: Any) -> Any:
+    """``torch.autograd.backward`` (which ``Tensor.backward`` calls): the scalar the loop minimises. It is the
+    step's ``loss`` when no ``torch.nn`` loss was computed (a loss written by hand, one computed in a compiled
+    function), and the total beside ``loss/<name>`` when several kinds were."""
+    from torch.compiler import is_compiling
+
+    loop = _loop
+    backward = loop.backward
+    enabled = session.enabled
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        result = wrapped(*args, **kwargs)
+        tensor = args[0] if args else kwargs.get("tensors")
+        if (
+            isinstance(tensor, tensor_type)
+            and tensor.numel() == 1
+            and enabled()
+            and loop.stand_down <= 0
+            and not is_compiling()
+        ):
+            scaled = loop.scaled
+            if scaled is not None and scaled[0]() is tensor:  # a GradScaler's scaled loss: the loss itself
+                tensor = scaled[1]
+                loop.scaled = None
+            backward.append(tensor)
+        return result
+
+    return wrapper
+
+
+def _scale_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``GradScaler.scale(loss)``: remember which loss the scaled tensor is (its backward() is the loss's)."""
+    result = wrapped(*args, **kwargs)
+    outputs = args[0] if args else kwargs.get("outputs")
+    if result is not outputs and hasattr(result, "numel") and hasattr(outputs, "detach"):
+        try:
+            _loop.scaled = (weakref.ref(result), outputs)
+        except TypeError:  # not weak-referenceable
+            _loop.scaled = None
+    return result
 
 
 # -- DataLoader passes ---------------------------------------------------------------------------------------------
@@ -170,7 +233,7 @@ def _iter_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: di
         if not _loop.pass_steps:
             # The pass before had no optimizer step (a validation written without no_grad): its losses are not
             # the training loss, which the next step would otherwise average them into.
-            _loop.pending.clear()
+            _drop_losses()
         _loop.pass_steps = 0
         key = id(instance)
         ref = _loop.loaders.get(key)
@@ -243,7 +306,7 @@ def _unwrap(module: Any) -> Any:
 # -- the step ----------------------------------------------------------------------------------------------------
 def _after_step(optimizer: Any, args: Any, kwargs: Any) -> None:
     if not _active():
-        _loop.pending.clear()
+        _drop_losses()
         return
     _errors.firewall(SITE_STEP, _on_step, optimizer)
 
@@ -254,7 +317,7 @@ def _on_step(optimizer: Any) -> None:
     run = loop.run
     if run is None or run.ended:
         if _rank() != 0:  # a distributed worker of another rank (torchrun, SLURM): one run per training, rank 0's
-            loop.pending.clear()
+            _drop_losses()
             return
         run = _start(optimizer)
     key = id(optimizer)
@@ -272,7 +335,7 @@ def _on_step(optimizer: Any) -> None:
         step = max(loop.step - 1, 0)
     n = session.options().log_every_n_steps
     if n > 1 and step % n:
-        loop.pending.clear()
+        _drop_losses()
         return
     metrics: dict[str, Any] = _losses()
     for k, group in zip(loop.lr_keys[key], optimizer.param_groups, strict=False):
@@ -302,9 +365,10 @@ def _next_training(run: runs.ActiveRun, optimizer: Any) -> tuple[runs.ActiveRun,
     change its value within a run). With two optimizers alive (a GAN's) this is never reached."""
     loop = _loop
     if loop.owned and not _optimizes(optimizer, loop.model):
-        losses = list(loop.pending)  # this step's: the new training's
+        losses, backward = list(loop.pending), list(loop.backward)  # this step's: the new training's
         run.end(FINISHED, wait=False)  # its on_end logs the previous model, resets the loop, watches forward calls
         loop.pending.extend(losses)
+        loop.backward.extend(backward)
         run = _start(optimizer)  # the new model, called before this step, is found from the next step's calls
     else:
         loop.primary, loop.primary_ref = id(optimizer), weakref.ref(optimizer)
@@ -333,11 +397,14 @@ def _rank() -> int:
 
 
 def _losses() -> dict[str, Any]:
-    pending = _loop.pending
-    if not pending:
-        return {}
-    if len(pending) == 1:
+    pending, backward = _loop.pending, _loop.backward
+    if len(pending) == 1:  # the common case: one torch.nn loss (its backward() is not needed)
+        backward.clear()
         return {"loss": pending.pop()[1]}
+    if not pending:  # no torch.nn loss: the scalar(s) backward() was called on, if any
+        if not backward:
+            return {}
+        return {"loss": _backward_total()}
     by_name: dict[str, list[Any]] = {}
     for name, tensor in pending:
         by_name.setdefault(name, []).append(tensor)
@@ -346,7 +413,19 @@ def _losses() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, tensors in by_name.items():
         out["loss" if single else f"loss/{name}"] = tensors[0] if len(tensors) == 1 else _Mean(tensors)
+    if not single and backward:  # several kinds: their total, as minimised
+        out["loss"] = _backward_total()
+    backward.clear()
     return out
+
+
+def _backward_total() -> Any:
+    """The step's backward() scalars, detached (the mean when several: accumulated gradients); empties them."""
+    backward = _loop.backward
+    tensors = [t.detach().reshape(()) for t in backward]
+    backward.clear()
+    _loop.scaled = None
+    return tensors[0] if len(tensors) == 1 else _Mean(tensors)
 
 
 def _run_name() -> str:
@@ -427,6 +506,6 @@ def _on_end(run: runs.ActiveRun, status: str) -> None:
     if loop.run is run:
         loop.reset_run()
         _watch_forward(bool(loop.handles) and loop.stand_down <= 0)
-    loop.pending.clear()
+    _drop_losses()
     if model is not None and session.options().log_models:
         _errors.firewall(SITE_END, lambda: run.log_model(snapshot(model)))

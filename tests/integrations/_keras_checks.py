@@ -225,6 +225,32 @@ def steps_per_execution_chunks_are_logged_in_order() -> None:
 
 
 @check
+def a_plain_torch_loop_after_a_fit_logs_only_its_own_losses() -> None:
+    if BACKEND != "torch":
+        raise Skip("only the torch backend calls torch's backward()")
+    import torch
+
+    store = enable()
+    x, y = data(96)
+    model().fit(x, y, epochs=2, batch_size=8, verbose=0)  # Keras calls loss.backward() 24 times, no torch.optim step
+    torch.manual_seed(0)
+    net = torch.nn.Linear(6, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y).float()
+    losses = []
+    for _ in range(3):  # a loss written by hand: logged from its backward()
+        opt.zero_grad()
+        loss = ((net(xt).squeeze(1) - yt) ** 2).mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    autolog.end_run()
+    found = [r for r in autolog.search_runs() if r.tags.get("autolog.integration") == "torch"]
+    assert len(found) == 1, found
+    assert history(store, found[0].id, "loss") == list(enumerate(losses))
+
+
+@check
 def exclusive_gives_each_fit_its_own_run() -> None:
     enable(exclusive=True)
     x, y = data(32)

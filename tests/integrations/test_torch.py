@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -283,6 +284,98 @@ def test_a_validation_pass_without_no_grad_is_not_the_training_loss(memory_store
     assert history(run.id, "epoch") == [(0, 0), (3, 1)]  # the validation loader's passes are not epochs
 
 
+def test_a_loss_written_by_hand_is_the_scalar_backward_was_called_on(memory_store: MemoryBackend) -> None:
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    losses, accumulated = [], []
+    for x, y in make_loader():
+        opt.zero_grad()
+        loss = ((model(x)[:, 1] - y.float()) ** 2).mean()  # no torch.nn loss anywhere
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    for x, _ in make_loader():  # gradient accumulation: two backward() a step, their mean is the step's loss
+        parts = []
+        for half in (slice(0, 8), slice(8, 16)):
+            part = (model(x[half]).logsumexp(1) - model(x[half])[:, 0]).mean()
+            part.backward()
+            parts.append(part.item())
+        opt.step()
+        opt.zero_grad()
+        accumulated.append(sum(parts) / 2)
+    autolog.end_run()
+    logged = history(only_run(memory_store).id, "loss")
+    assert [s for s, _ in logged] == list(range(6))
+    assert [v for _, v in logged] == pytest.approx(losses + accumulated, rel=1e-6)
+
+
+def test_a_loss_computed_inside_torch_compile_is_logged(memory_store: MemoryBackend) -> None:
+    # Tracing runs the wrapped loss function on fake tensors, and the compiled graph never runs it: before, the
+    # fake tensors were logged (and dropped as not numbers) and the real losses never were.
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    @torch.compile(backend="aot_eager")  # dynamo's tracing, without a C++ compiler
+    def compute(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(model(x), y)
+
+    losses = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", autolog.AutologWarning)
+        for _ in range(2):
+            for x, y in make_loader():
+                opt.zero_grad()
+                loss = compute(x, y)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+        autolog.end_run()
+    run = only_run(memory_store)
+    assert history(run.id, "loss") == list(enumerate(losses))
+    assert run.params["model_class"] == f"{Net.__module__}:Net"
+
+
+def test_several_kinds_of_loss_log_each_and_their_total(memory_store: MemoryBackend) -> None:
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    expected: dict[str, list[float]] = {"loss": [], "loss/cross_entropy": [], "loss/mse_loss": []}
+    for x, y in make_loader():
+        opt.zero_grad()
+        out = model(x)
+        ce = torch.nn.functional.cross_entropy(out, y)
+        mse = torch.nn.functional.mse_loss(out[:, 1], y.float())
+        total = ce + 0.5 * mse
+        total.backward()
+        opt.step()
+        for key, value in (("loss", total), ("loss/cross_entropy", ce), ("loss/mse_loss", mse)):
+            expected[key].append(value.item())
+    autolog.end_run()
+    run = only_run(memory_store)
+    for key, values in expected.items():
+        assert history(run.id, key) == list(enumerate(values)), key
+
+
+def test_a_grad_scalers_scaled_loss_is_logged_unscaled(memory_store: MemoryBackend) -> None:
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    losses = []
+    for x, y in make_loader():
+        opt.zero_grad()
+        loss = ((model(x)[:, 1] - y.float()) ** 2).mean()
+        scaler.scale(loss).backward()  # backward() of loss x 1024
+        scaler.step(opt)
+        scaler.update()
+        losses.append(loss.item())
+    autolog.end_run()
+    assert history(only_run(memory_store).id, "loss") == list(enumerate(losses))
+
+
 def test_no_grad_losses_and_suppressed_steps_are_not_logged(memory_store: MemoryBackend) -> None:
     torch.manual_seed(0)
     model = Net()
@@ -303,13 +396,23 @@ def test_no_grad_losses_and_suppressed_steps_are_not_logged(memory_store: Memory
 
 def test_disable_restores_torch_exactly() -> None:
     import torch.nn.functional as F
+    from torch.amp.grad_scaler import GradScaler
     from torch.utils.data import DataLoader
 
-    before = (F.cross_entropy, F.mse_loss, DataLoader.__dict__["__iter__"])
+    def originals() -> tuple[object, ...]:
+        return (
+            F.cross_entropy,
+            F.mse_loss,
+            DataLoader.__dict__["__iter__"],
+            torch.autograd.backward,
+            GradScaler.__dict__["scale"],
+        )
+
+    before = originals()
     autolog.enable(backend="memory:", sync=True)
-    assert F.cross_entropy is not before[0]
+    assert all(now is not then for now, then in zip(originals(), before, strict=True))
     autolog.disable()
-    assert (F.cross_entropy, F.mse_loss, DataLoader.__dict__["__iter__"]) == before
+    assert originals() == before
     from torch.optim.optimizer import _global_optimizer_post_hooks
 
     assert not any(
@@ -346,7 +449,10 @@ def count_syncs(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     return counts
 
 
-def test_no_extra_item_or_other_sync_on_the_training_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("hand_written", [False, True], ids=["nn_loss", "hand_written_loss"])
+def test_no_extra_item_or_other_sync_on_the_training_thread(
+    monkeypatch: pytest.MonkeyPatch, hand_written: bool
+) -> None:
     backend = MemoryBackend("memory:async")
     counts = count_syncs(monkeypatch)
 
@@ -357,7 +463,11 @@ def test_no_extra_item_or_other_sync_on_the_training_thread(monkeypatch: pytest.
         for _ in range(2):
             for x, y in make_loader():
                 opt.zero_grad()
-                torch.nn.functional.cross_entropy(model(x), y).backward()
+                out = model(x)
+                loss = (
+                    (out.logsumexp(1) - out[:, 0]).mean() if hand_written else torch.nn.functional.cross_entropy(out, y)
+                )
+                loss.backward()
                 opt.step()
 
     loop()
