@@ -80,8 +80,8 @@ class _Loop:
     def __init__(self) -> None:
         self.local = threading.local()  # loss-call nesting depth per thread
         self.pending: deque[tuple[str, Any]] = deque(maxlen=_MAX_PENDING)
-        # The scalars backward() was called on since the last step (not detached: only the steps that use them
-        # detach them), and the loss a GradScaler scaled last (weak reference to the scaled tensor, the loss).
+        # The scalars backward() was called on since the last step (detached: a graph kept with retain_graph is
+        # never held here), and the loss a GradScaler scaled last (weak reference to the scaled tensor, the loss).
         self.backward: deque[Any] = deque(maxlen=_MAX_BACKWARD)
         self.scaled: tuple[Callable[[], Any], Any] | None = None
         self.stand_down = 0  # > 0 while a Lightning fit runs in this process (also in spawned DDP workers)
@@ -159,6 +159,7 @@ def _drop_losses() -> None:
 
 # -- losses ------------------------------------------------------------------------------------------------------
 def _loss_wrapper(name: str) -> Any:
+    from torch import Tensor as tensor_type
     from torch.compiler import is_compiling
 
     loop = _loop
@@ -178,11 +179,23 @@ def _loss_wrapper(name: str) -> Any:
         # The full gate runs at the step; here only what is cheap. Losses never followed by a step fall off the
         # bounded deque. Inside torch.compile's tracing the result is a fake tensor, and this code does not run
         # when the compiled graph does: such a loss is found by its backward() instead.
-        if getattr(result, "requires_grad", False) and enabled() and loop.stand_down <= 0 and not is_compiling():
+        if (
+            getattr(result, "requires_grad", False)
+            and enabled()
+            and loop.stand_down <= 0
+            and (type(result) is tensor_type or not _traced(result))
+            and not is_compiling()
+        ):
             pending.append((name, result.detach()))  # no sync: the writer reads it
         return result
 
     return wrapper
+
+
+def _traced(tensor: Any) -> bool:
+    """A tensor of torch's tracing (FakeTensor, FunctionalTensor: torch.compile's graph capture, AOT autograd), whose
+    values never exist; ``is_compiling()`` is not true in every such pass."""
+    return str(type(tensor).__module__).startswith("torch._subclasses")
 
 
 def _backward_wrapper(tensor_type: Any) -> Any:
@@ -197,9 +210,9 @@ def _backward_wrapper(tensor_type: Any) -> Any:
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         result = wrapped(*args, **kwargs)
-        tensor = args[0] if args else kwargs.get("tensors")
+        tensor: Any = args[0] if args else kwargs.get("tensors")
         if (
-            isinstance(tensor, tensor_type)
+            (type(tensor) is tensor_type or (isinstance(tensor, tensor_type) and not _traced(tensor)))
             and tensor.numel() == 1
             and enabled()
             and loop.stand_down <= 0
@@ -209,7 +222,7 @@ def _backward_wrapper(tensor_type: Any) -> Any:
             if scaled is not None and scaled[0]() is tensor:  # a GradScaler's scaled loss: the loss itself
                 tensor = scaled[1]
                 loop.scaled = None
-            backward.append(tensor)
+            backward.append(tensor.detach())
         return result
 
     return wrapper
@@ -218,10 +231,10 @@ def _backward_wrapper(tensor_type: Any) -> Any:
 def _scale_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``GradScaler.scale(loss)``: remember which loss the scaled tensor is (its backward() is the loss's)."""
     result = wrapped(*args, **kwargs)
-    outputs = args[0] if args else kwargs.get("outputs")
+    outputs: Any = args[0] if args else kwargs.get("outputs")
     if result is not outputs and hasattr(result, "numel") and hasattr(outputs, "detach"):
         try:
-            _loop.scaled = (weakref.ref(result), outputs)
+            _loop.scaled = (weakref.ref(result), outputs.detach())
         except TypeError:  # not weak-referenceable
             _loop.scaled = None
     return result
@@ -420,9 +433,9 @@ def _losses() -> dict[str, Any]:
 
 
 def _backward_total() -> Any:
-    """The step's backward() scalars, detached (the mean when several: accumulated gradients); empties them."""
+    """The step's backward() scalars (the mean when several: accumulated gradients); empties them."""
     backward = _loop.backward
-    tensors = [t.detach().reshape(()) for t in backward]
+    tensors = [t.reshape(()) for t in backward]
     backward.clear()
     _loop.scaled = None
     return tensors[0] if len(tensors) == 1 else _Mean(tensors)

@@ -338,6 +338,29 @@ def test_a_loss_computed_inside_torch_compile_is_logged(memory_store: MemoryBack
     assert run.params["model_class"] == f"{Net.__module__}:Net"
 
 
+def test_losses_of_torchs_tracing_passes_are_not_logged(memory_store: MemoryBackend) -> None:
+    # torch.compile's passes run the model and its loss on fake tensors (values that never exist), and not every
+    # pass sets is_compiling(): on a GPU, inductor's did, and its fake loss was averaged into the first real one.
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        fake = torch.nn.functional.cross_entropy(model(x), y)
+        fake.backward()
+    losses = []
+    for _ in range(3):  # no DataLoader: nothing else clears what the fake pass left
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    autolog.end_run()
+    assert history(only_run(memory_store).id, "loss") == list(enumerate(losses))
+
+
 def test_several_kinds_of_loss_log_each_and_their_total(memory_store: MemoryBackend) -> None:
     torch.manual_seed(0)
     model = Net()

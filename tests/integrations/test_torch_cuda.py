@@ -15,8 +15,9 @@ import autolog  # noqa: E402
 from autolog.backends.memory import MemoryBackend  # noqa: E402
 
 
-def _loop(steps: int = 60) -> list[torch.Tensor]:
-    """A plain loop with every tensor on the GPU (batches sliced there: a pageable host copy would sync)."""
+def _loop(steps: int = 60, hand_written: bool = False) -> list[torch.Tensor]:
+    """A plain loop with every tensor on the GPU (batches sliced there: a pageable host copy would sync); the loss a
+    ``torch.nn`` loss module's, or written by hand (autolog then logs the scalar ``backward()`` was called on)."""
     torch.manual_seed(0)
     dev = torch.device("cuda")
     xs, ys = torch.randn(steps * 32, 16, device=dev), torch.randint(0, 2, (steps * 32,), device=dev)
@@ -30,7 +31,8 @@ def _loop(steps: int = 60) -> list[torch.Tensor]:
         for i in range(steps):
             x, y = xs[i * 32 : (i + 1) * 32], ys[i * 32 : (i + 1) * 32]
             opt.zero_grad()
-            loss = loss_fn(model(x), y)
+            out = model(x)
+            loss = (out.logsumexp(1) - out.gather(1, y[:, None])[:, 0]).mean() if hand_written else loss_fn(out, y)
             loss.backward()
             opt.step()
             losses.append(loss.detach().clone())
@@ -39,9 +41,10 @@ def _loop(steps: int = 60) -> list[torch.Tensor]:
     return losses
 
 
-def test_the_plain_loop_itself_does_not_sync() -> None:
+@pytest.mark.parametrize("hand_written", [False, True], ids=["nn_loss", "hand_written_loss"])
+def test_the_plain_loop_itself_does_not_sync(hand_written: bool) -> None:
     """The control: without autolog the loop runs under the "error" mode, so the next test can fail only by us."""
-    assert len(_loop(5)) == 5
+    assert len(_loop(5, hand_written)) == 5
     with pytest.raises(RuntimeError, match="synchroniz"):  # and the mode does catch a sync
         torch.cuda.set_sync_debug_mode("error")
         try:
@@ -50,11 +53,12 @@ def test_the_plain_loop_itself_does_not_sync() -> None:
             torch.cuda.set_sync_debug_mode(0)
 
 
-def test_autolog_adds_no_sync_to_the_training_thread_and_logs_every_loss() -> None:
+@pytest.mark.parametrize("hand_written", [False, True], ids=["nn_loss", "hand_written_loss"])
+def test_autolog_adds_no_sync_to_the_training_thread_and_logs_every_loss(hand_written: bool) -> None:
     backend = MemoryBackend("memory:cuda")
     # the writer stays idle during the loop (the debug mode is process-wide, and the writer is meant to sync)
     autolog.enable(backend=backend, flush_interval=60, batch_size=100_000)
-    losses = _loop(60)  # raises RuntimeError at the first synchronising call made while the loop runs
+    losses = _loop(60, hand_written)  # raises RuntimeError at the first synchronising call made while the loop runs
     autolog.end_run()
     assert autolog.flush(60)
     run = autolog.search_runs()[0]
