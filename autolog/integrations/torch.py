@@ -206,10 +206,13 @@ def _backward_wrapper(tensor_type: Any) -> Any:
 
     loop = _loop
     backward = loop.backward
+    pending = loop.pending
     enabled = session.enabled
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         result = wrapped(*args, **kwargs)
+        if len(pending) == 1:  # the common case: the step's one torch.nn loss is its loss; this scalar is not needed
+            return result
         tensor: Any = args[0] if args else kwargs.get("tensors")
         if (
             (type(tensor) is tensor_type or (isinstance(tensor, tensor_type) and not _traced(tensor)))
