@@ -310,6 +310,27 @@ def test_a_loss_written_by_hand_is_the_scalar_backward_was_called_on(memory_stor
     assert [v for _, v in logged] == pytest.approx(losses + accumulated, rel=1e-6)
 
 
+@pytest.mark.parametrize("divided", [False, True], ids=["loss_backward", "loss_over_2_backward"])
+def test_gradient_accumulation_logs_the_mean_of_the_steps_losses(memory_store: MemoryBackend, divided: bool) -> None:
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    expected = []
+    for x, y in make_loader(n=64):
+        parts = []
+        for half in (slice(0, 8), slice(8, 16)):
+            loss = torch.nn.functional.cross_entropy(model(x[half]), y[half])
+            (loss / 2 if divided else loss).backward()
+            parts.append(loss.item())
+        opt.step()
+        opt.zero_grad()
+        expected.append(sum(parts) / 2)
+    autolog.end_run()
+    logged = history(only_run(memory_store).id, "loss")
+    assert [s for s, _ in logged] == list(range(4))
+    assert [v for _, v in logged] == pytest.approx(expected, rel=1e-6)
+
+
 def test_a_loss_computed_inside_torch_compile_is_logged(memory_store: MemoryBackend) -> None:
     # Tracing runs the wrapped loss function on fake tensors, and the compiled graph never runs it: before, the
     # fake tensors were logged (and dropped as not numbers) and the real losses never were.
