@@ -53,6 +53,13 @@ def train(epochs: int = 2, functional: bool = False, loader=None, model=None, op
     return model, [t.item() for t in losses]
 
 
+def net_and_sgd() -> tuple[Net, torch.optim.SGD]:
+    """A seeded model and a plain SGD optimizer for it."""
+    torch.manual_seed(0)
+    model = Net()
+    return model, torch.optim.SGD(model.parameters(), lr=0.1)
+
+
 def only_run(backend: MemoryBackend) -> autolog.Run:
     runs = autolog.search_runs()
     assert len(runs) == 1, runs
@@ -285,9 +292,7 @@ def test_a_validation_pass_without_no_grad_is_not_the_training_loss(memory_store
 
 
 def test_a_loss_written_by_hand_is_the_scalar_backward_was_called_on(memory_store: MemoryBackend) -> None:
-    torch.manual_seed(0)
-    model = Net()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model, opt = net_and_sgd()
     losses, accumulated = [], []
     for x, y in make_loader():
         opt.zero_grad()
@@ -312,9 +317,7 @@ def test_a_loss_written_by_hand_is_the_scalar_backward_was_called_on(memory_stor
 
 @pytest.mark.parametrize("divided", [False, True], ids=["loss_backward", "loss_over_2_backward"])
 def test_gradient_accumulation_logs_the_mean_of_the_steps_losses(memory_store: MemoryBackend, divided: bool) -> None:
-    torch.manual_seed(0)
-    model = Net()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model, opt = net_and_sgd()
     expected = []
     for x, y in make_loader(n=64):
         parts = []
@@ -335,9 +338,7 @@ def test_a_loss_computed_inside_torch_compile_is_logged(memory_store: MemoryBack
     # Tracing runs the wrapped loss function on fake tensors, and the compiled graph never runs it: before, the
     # fake tensors were logged (and dropped as not numbers) and the real losses never were.
     torch._dynamo.reset()
-    torch.manual_seed(0)
-    model = Net()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model, opt = net_and_sgd()
 
     @torch.compile(backend="aot_eager")  # dynamo's tracing, without a C++ compiler
     def compute(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -364,9 +365,7 @@ def test_losses_of_torchs_tracing_passes_are_not_logged(memory_store: MemoryBack
     # pass sets is_compiling(): on a GPU, inductor's did, and its fake loss was averaged into the first real one.
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    torch.manual_seed(0)
-    model = Net()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model, opt = net_and_sgd()
     x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
     with FakeTensorMode(allow_non_fake_inputs=True):
         fake = torch.nn.functional.cross_entropy(model(x), y)
@@ -383,9 +382,7 @@ def test_losses_of_torchs_tracing_passes_are_not_logged(memory_store: MemoryBack
 
 
 def test_several_kinds_of_loss_log_each_and_their_total(memory_store: MemoryBackend) -> None:
-    torch.manual_seed(0)
-    model = Net()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model, opt = net_and_sgd()
     expected: dict[str, list[float]] = {"loss": [], "loss/cross_entropy": [], "loss/mse_loss": []}
     for x, y in make_loader():
         opt.zero_grad()
@@ -404,9 +401,7 @@ def test_several_kinds_of_loss_log_each_and_their_total(memory_store: MemoryBack
 
 
 def test_a_grad_scalers_scaled_loss_is_logged_unscaled(memory_store: MemoryBackend) -> None:
-    torch.manual_seed(0)
-    model = Net()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model, opt = net_and_sgd()
     scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
     losses = []
     for x, y in make_loader():
@@ -421,9 +416,7 @@ def test_a_grad_scalers_scaled_loss_is_logged_unscaled(memory_store: MemoryBacke
 
 
 def test_no_grad_losses_and_suppressed_steps_are_not_logged(memory_store: MemoryBackend) -> None:
-    torch.manual_seed(0)
-    model = Net()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model, opt = net_and_sgd()
     loader = make_loader()
     with torch.no_grad():
         for x, y in loader:
