@@ -6,7 +6,8 @@ and param-group settings and each scheduler's class; every value logged with ``s
 step Lightning gives it (train / val / test); the learning rate of each optimizer's param groups per step; early
 stopping (stopped epoch, best score) and checkpoints (best path and score; the file itself with
 ``log_checkpoints=True``); parameter counts and the model summary; the final model (state dict, class path, init
-hyper-parameters), reloadable with ``autolog.load_model``. ``validate`` / ``test`` join the active run or open one.
+hyper-parameters), reloadable with ``autolog.load_model``. ``validate`` / ``test`` join the active run, else the run
+of the module's last fit in this process (its test values beside its training), else open one of their own.
 
 How: ``Trainer.fit`` / ``validate`` / ``test`` are wrapped to add an ``AutologLogger`` (a real Lightning ``Logger``)
 and an ``AutologCallback`` beside the user's own loggers and callbacks (new lists on the trainer for the call; the
@@ -24,6 +25,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+import weakref
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -158,13 +160,28 @@ def _new_run(name: str | None = None) -> runs.ActiveRun:
 def _run_name(wrapped: Any, trainer: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
     """The LightningModule's class name (``MyModel``; ``MyModel-test`` for ``Trainer.test``), as a scikit-learn
     run is named after its estimator; None (an id) when no module is given or attached."""
-    module = args[0] if args else kwargs.get("model")
-    if module is None:
-        module = getattr(trainer, "lightning_module", None)
+    module = _module_of(trainer, args, kwargs)
     if module is None:
         return None
     method = getattr(wrapped, "__name__", "fit")
     return type(module).__name__ + ("" if method == "fit" else f"-{method}")
+
+
+def _module_of(trainer: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    module = args[0] if args else kwargs.get("model")
+    return getattr(trainer, "lightning_module", None) if module is None else module
+
+
+# LightningModule -> the run of its last fit, so that ``trainer.test(model)`` after ``trainer.fit(model)`` logs its
+# values into that run. Weak: a module the user drops is forgotten with it.
+_fit_runs: weakref.WeakKeyDictionary[Any, runs.ActiveRun] = weakref.WeakKeyDictionary()
+
+
+def _fit_run(module: Any) -> runs.ActiveRun | None:
+    try:
+        return _fit_runs.get(module)
+    except TypeError:  # not weakly referenceable / hashable: never remembered
+        return None
 
 
 def _flatten(params: Any, prefix: str = "") -> dict[str, Any]:
@@ -290,8 +307,13 @@ def _build(package: str) -> tuple[type, type]:
 
         def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
             state = self._bind(trainer)
-            if state is not None and state.run is not None:
-                _errors.firewall("lightning:setup", _log_setup, state.run, trainer, pl_module)
+            if state is None or state.run is None:
+                return
+            if stage == "fit":
+                _errors.firewall("lightning:remember", _fit_runs.__setitem__, pl_module, state.run)
+            elif _fit_run(pl_module) is state.run:
+                return  # a test / validate in its fit's run: the fit logged the settings (another trainer's differ)
+            _errors.firewall("lightning:setup", _log_setup, state.run, trainer, pl_module)
 
         def on_train_start(self, trainer: Any, pl_module: Any) -> None:
             state = self._state
@@ -505,6 +527,8 @@ def _starter(package: str) -> Any:
         loggers = [lg for lg in trainer.loggers if isinstance(lg, logger_cls)]
         run = runs.active_run()
         opts = session.options()
+        if run is None and getattr(wrapped, "__name__", "fit") != "fit":
+            run = _errors.firewall("lightning:fit_run", lambda: _fit_run(_module_of(trainer, args, kwargs)))
         if run is None or (opts.exclusive and run.user_started):
             name = _errors.firewall("lightning:run_name", _run_name, wrapped, trainer, args, kwargs)
             state = _State(_new_run(name), "wrapper")

@@ -196,6 +196,33 @@ def test_fit_then_test_in_a_user_run_share_it(memory_store: MemoryBackend, tmp_p
     assert "train_loss" in stored.metrics and "test_loss" in stored.metrics
 
 
+def test_test_after_fit_logs_into_the_fits_run(memory_store: MemoryBackend, tmp_path: Path) -> None:
+    model = Module()
+    trainer(tmp_path, max_epochs=1).fit(model, datamodule=Data())
+    other = Module()
+    trainer(tmp_path).test(other, datamodule=Data())  # never fitted: a run of its own
+    # another trainer, as people test on one device: its settings differ from the fit's and are not logged again
+    results = trainer(tmp_path, max_epochs=7).test(model, datamodule=Data())
+    trainer(tmp_path).validate(model, datamodule=Data())
+    fit_run, test_run = sorted(autolog.search_runs(), key=lambda r: r.name)
+    assert (fit_run.name, fit_run.status, test_run.name) == ("Module", "FINISHED", "Module-test")
+    assert fit_run.metrics["test_loss"] == pytest.approx(results[0]["test_loss"], rel=1e-6)
+    assert fit_run.metrics["test_loss"] != test_run.metrics["test_loss"]  # each module's own value
+    assert len(history(fit_run.id, "val_loss")) == 2  # the fit's validation, then validate's
+    assert fit_run.params["trainer.max_epochs"] == "1"
+    assert "train_loss" in fit_run.metrics and "train_loss" not in test_run.metrics
+
+
+def test_test_after_a_fit_in_a_user_run_logs_into_that_run(memory_store: MemoryBackend, tmp_path: Path) -> None:
+    model = Module()
+    with autolog.start_run("mine") as run:
+        trainer(tmp_path, max_epochs=1).fit(model, datamodule=Data())
+    trainer(tmp_path).test(model, datamodule=Data())
+    (stored,) = autolog.search_runs()
+    assert stored.id == run.id and stored.status == "FINISHED"
+    assert "test_loss" in stored.metrics
+
+
 def test_validate_alone_opens_its_own_run(memory_store: MemoryBackend, tmp_path: Path) -> None:
     trainer(tmp_path).validate(Module(), datamodule=Data())
     (run,) = autolog.search_runs()
