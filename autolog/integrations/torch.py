@@ -27,6 +27,7 @@ training. Stands down while Lightning drives the loop. Supported: torch >= 2.0. 
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import weakref
@@ -445,8 +446,13 @@ def _backward_total() -> Any:
 
 
 def _run_name() -> str:
-    """The script's name (``train`` for ``train.py``): a plain loop's run spans the script."""
+    """The script's name (``train`` for ``train.py``): a plain loop's run spans the script. In a Jupyter kernel
+    (whose ``argv[0]`` is ipykernel's launcher) the notebook's, as Jupyter (``JPY_SESSION_NAME``) or VS Code
+    (``__vsc_ipynb_file__``) names it, else ``notebook``."""
     script = sys.argv[0] if sys.argv else ""
+    if Path(script).stem in ("ipykernel_launcher", "__main__") and "ipykernel" in script:
+        notebook = os.environ.get("JPY_SESSION_NAME") or getattr(sys.modules.get("__main__"), "__vsc_ipynb_file__", "")
+        return Path(notebook).stem or "notebook"
     return Path(script).stem if script.endswith(".py") else "torch"
 
 
