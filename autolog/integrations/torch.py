@@ -103,6 +103,7 @@ class _Loop:
         self.owned = False  # the run was opened here (not the user's, joined)
         self.lr_keys: dict[int, list[str]] = {}  # id(optimizer) -> its lr keys
         self.optimizers: dict[int, weakref.ref[Any]] = {}  # id(optimizer) -> the optimizer (an id can be reused)
+        self.marks: dict[int, int] = {}  # id(optimizer) -> ``step`` after its last step, for those not primary
         self.n_optimizers = 0  # optimizers logged in this run: the next one's index
         self.model: Any = None  # held until the run ends: its final weights are the run's model
         self.train_loader: int | None = None
@@ -347,9 +348,18 @@ def _on_step(optimizer: Any) -> None:
         run, step = _next_training(run, optimizer)
     elif not _known(optimizer):
         _log_optimizer(run, optimizer)
-        step = max(loop.step - 1, 0)
+        if _shares_parameters(optimizer, loop.primary_ref()):
+            step = _promote(optimizer)  # a fine-tune's next stage (the first optimizer still referenced)
+        else:  # a GAN's second optimizer: it steps beside the primary, at the primary's step
+            step = max(loop.step - 1, 0)
+            loop.marks[key] = loop.step
+    elif loop.marks.get(key) == loop.step:
+        # Its second step with none of the primary's between: not a GAN's second optimizer but a stage of its own,
+        # on other parameters than the first's (a backbone after a head): its steps are counted from now on.
+        step = _promote(optimizer)
     else:
         step = max(loop.step - 1, 0)
+        loop.marks[key] = loop.step
     n = session.options().log_every_n_steps
     if n > 1 and step % n:
         _drop_losses()
@@ -394,6 +404,23 @@ def _next_training(run: runs.ActiveRun, optimizer: Any) -> tuple[runs.ActiveRun,
     step = loop.step
     loop.step += 1
     return run, step
+
+
+def _promote(optimizer: Any) -> int:
+    """Make ``optimizer`` the one whose steps are counted: the step it takes now."""
+    loop = _loop
+    loop.primary, loop.primary_ref = id(optimizer), weakref.ref(optimizer)
+    step = loop.step
+    loop.step += 1
+    return step
+
+
+def _shares_parameters(optimizer: Any, other: Any) -> bool:
+    """Whether two optimizers update any parameter in common (a GAN's two never do; a fine-tune's stages do)."""
+    if other is None:
+        return False
+    ids = {id(p) for group in other.param_groups for p in group["params"]}
+    return any(id(p) in ids for group in optimizer.param_groups for p in group["params"])
 
 
 def _optimizes(optimizer: Any, model: Any) -> bool:
@@ -452,7 +479,7 @@ def _run_name() -> str:
     script = sys.argv[0] if sys.argv else ""
     if Path(script).stem in ("ipykernel_launcher", "__main__") and "ipykernel" in script:
         notebook = os.environ.get("JPY_SESSION_NAME") or getattr(sys.modules.get("__main__"), "__vsc_ipynb_file__", "")
-        return Path(notebook).stem or "notebook"
+        return Path(str(notebook or "")).stem or "notebook"
     return Path(script).stem if script.endswith(".py") else "torch"
 
 

@@ -268,6 +268,31 @@ def test_a_new_optimizer_for_the_same_model_continues_its_run(
     assert run.params["optimizer"] == "SGD" and run.params["optimizer_1"] == "Adam"
 
 
+def test_a_fine_tunes_second_stage_counts_its_steps_while_the_first_optimizer_lives(
+    memory_store: MemoryBackend,
+) -> None:
+    """Optimizers bound to names of their own, each still referenced while the next trains alone. One on other
+    parameters than the first's (``opt_body`` after ``opt_head``) is told from a GAN's second optimizer at its second
+    step with none of the first's between: its first step shares the first stage's last, then its steps are counted
+    on. One sharing parameters with the current one (``opt_full``; a GAN's two never do) is a new stage from its
+    first step."""
+    model = Net()
+    opt_head = torch.optim.SGD(model.body[2].parameters(), lr=0.1)
+    _, first = train(epochs=1, model=model, optimizer=opt_head)
+    opt_body = torch.optim.SGD(model.body[0].parameters(), lr=0.2)
+    _, second = train(epochs=1, model=model, optimizer=opt_body)
+    opt_full = torch.optim.Adam(model.parameters(), lr=0.01)
+    _, third = train(epochs=1, model=model, optimizer=opt_full)
+    autolog.end_run()
+    run = only_run(memory_store)
+    steps = [0, 1, 2, 2, 3, 4, 5, 6, 7]
+    assert history(run.id, "loss") == list(zip(steps, first + second + third, strict=True))
+    assert history(run.id, "lr") == [(s, 0.1) for s in range(3)]
+    assert history(run.id, "lr_1") == [(s, 0.2) for s in (2, 3, 4)]
+    assert history(run.id, "lr_2") == [(s, 0.01) for s in (5, 6, 7)]
+    assert opt_head.param_groups and opt_body.param_groups  # alive to the end
+
+
 def test_a_validation_pass_without_no_grad_is_not_the_training_loss(memory_store: MemoryBackend) -> None:
     """Losses computed with grad during a pass over another DataLoader (validation written without no_grad) were
     averaged into the next step's training loss; only the training loader's count."""
