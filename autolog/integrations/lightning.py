@@ -102,6 +102,7 @@ class _State:
         self.owner = owner  # "wrapper", "callback", "logger": who ends the run; "joined" / "worker": nobody here
         self.interrupted = False
         self.lr_step = -1
+        self.lr_monitor = False  # the user's LearningRateMonitor logs the learning rates: not twice under one key
         self.done: set[str] = set()
         self.link: _Link | None = None
         self.pid = os.getpid()  # another pid: a forked worker (strategy="ddp_fork" / "ddp_notebook")
@@ -317,14 +318,17 @@ def _build(package: str) -> tuple[type, type]:
 
         def on_train_start(self, trainer: Any, pl_module: Any) -> None:
             state = self._state
+            state.lr_monitor = any(type(cb).__name__ == "LearningRateMonitor" for cb in trainer.callbacks)
             if state.run is not None and trainer.global_rank == 0:
                 _errors.firewall("lightning:on_train_start", _log_optimizers, state.run, trainer)
 
         def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
             state = self._state
             run = state.run
-            step = trainer.global_step
-            if run is None or step == state.lr_step or trainer.global_rank != 0:
+            if run is None or state.lr_monitor or trainer.global_rank != 0:
+                return
+            step = _logger_step(trainer)
+            if step == state.lr_step:
                 return
             state.lr_step = step
             n = session.options().log_every_n_steps
@@ -409,6 +413,13 @@ def _summary_text(trainer: Any, pl_module: Any) -> str:
         return ""
 
 
+def _logger_step(trainer: Any) -> int:
+    """The step Lightning gives its loggers (batches that stepped): ``global_step`` counts every optimizer's steps,
+    so with manual optimization and two optimizers it runs twice as fast as the ``self.log`` values' steps."""
+    step = getattr(getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None), "_batches_that_stepped", None)
+    return trainer.global_step if step is None else int(step)
+
+
 def _lr_names(trainer: Any) -> list[tuple[str, Any]]:
     names: list[tuple[str, Any]] = []
     seen: dict[str, int] = {}
@@ -456,7 +467,7 @@ def _log_fit_end(run: runs.ActiveRun, trainer: Any, pl_module: Any) -> None:
     if params:
         run.log_params(params)
     if metrics:
-        run.log_metrics(metrics, trainer.global_step)
+        run.log_metrics(metrics, _logger_step(trainer))
     if session.options().log_models:
         run.log_model(snapshot(pl_module, init_kwargs=dict(getattr(pl_module, "hparams", {}) or {})))
 

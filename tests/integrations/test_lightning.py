@@ -196,6 +196,50 @@ def test_fit_then_test_in_a_user_run_share_it(memory_store: MemoryBackend, tmp_p
     assert "train_loss" in stored.metrics and "test_loss" in stored.metrics
 
 
+class TwoOptimizers(L.LightningModule):
+    """Manual optimization with two optimizers stepping each batch (a GAN's shape): ``global_step`` counts both."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.a, self.b = torch.nn.Linear(4, 2), torch.nn.Linear(4, 2)
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        for net, opt in zip((self.a, self.b), self.optimizers(), strict=True):
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+            opt.zero_grad()
+            self.manual_backward(loss)
+            opt.step()
+        self.log("b_loss", loss)
+
+    def configure_optimizers(self) -> Any:
+        return [torch.optim.SGD(self.a.parameters(), lr=0.1), torch.optim.Adam(self.b.parameters(), lr=0.01)]
+
+
+def test_manual_optimization_logs_learning_rates_at_the_steps_of_self_log(
+    memory_store: MemoryBackend, tmp_path: Path
+) -> None:
+    t = trainer(tmp_path)
+    t.fit(TwoOptimizers(), datamodule=Data())
+    assert t.global_step == 12  # 3 batches x 2 epochs x 2 optimizers
+    (run,) = autolog.search_runs()
+    assert [s for s, _ in history(run.id, "b_loss")] == list(range(6))
+    assert history(run.id, "lr-SGD") == [(s, 0.1) for s in range(6)]
+    assert history(run.id, "lr-Adam") == [(s, 0.01) for s in range(6)]
+
+
+def test_the_users_learning_rate_monitor_is_not_doubled(memory_store: MemoryBackend, tmp_path: Path) -> None:
+    user_logger = L.loggers.CSVLogger(str(tmp_path / "csv"), name="", version="")
+    monitor = L.callbacks.LearningRateMonitor(logging_interval="step")
+    trainer(tmp_path, logger=user_logger, callbacks=[monitor]).fit(Module(), datamodule=Data())
+    (run,) = autolog.search_runs()
+    with (tmp_path / "csv" / "metrics.csv").open() as fh:
+        rows = [(int(r["step"]), float(r["lr-SGD"])) for r in csv.DictReader(fh) if r.get("lr-SGD")]
+    assert len(rows) == 6
+    assert history(run.id, "lr-SGD") == rows  # the monitor's values, once each, as the user's logger got them
+
+
 def test_test_after_fit_logs_into_the_fits_run(memory_store: MemoryBackend, tmp_path: Path) -> None:
     model = Module()
     trainer(tmp_path, max_epochs=1).fit(model, datamodule=Data())
