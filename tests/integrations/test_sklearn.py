@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -191,6 +193,41 @@ def test_max_child_runs_keeps_the_best_candidates(iris) -> None:
     assert len(children) == 2
     best = sorted(search.cv_results_["rank_test_score"])[:2]
     assert sorted(c.metrics["rank_test_score"] for c in children) == [float(b) for b in best]
+
+
+def test_a_search_of_several_scorers_keeps_the_best_of_the_refit_one(iris) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    store = MemoryBackend("memory:multimetric")
+    autolog.enable(backend=store, sync=True, max_child_runs=2)
+    grid = {"C": [0.001, 0.01, 0.1, 1.0, 10.0]}
+    scoring = {"acc": "accuracy", "f1": "f1_macro"}
+    search = GridSearchCV(LogisticRegression(max_iter=300), grid, cv=2, scoring=scoring, refit="f1").fit(*iris)
+    assert "rank_test_score" not in search.cv_results_
+    children = [r for r in store.runs.values() if r.parent_id is not None]
+    best = sorted(search.cv_results_["rank_test_f1"])[:2]
+    assert sorted(c.metrics["rank_test_f1"] for c in children) == [float(b) for b in best]
+
+
+def test_cv_results_leave_a_param_a_candidate_does_not_have_empty(memory_store: MemoryBackend) -> None:
+    """A grid of several dicts: cv_results_ masks the params of the other dicts; the artifact says null, not 0."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.tree import DecisionTreeClassifier
+
+    x, y = make_classification(n_samples=120, n_features=4, random_state=0)
+    grid = [
+        {"clf": [LogisticRegression()], "clf__C": [0.1, 1.0]},
+        {"clf": [DecisionTreeClassifier(random_state=0)], "clf__max_depth": [2, None]},
+    ]
+    GridSearchCV(Pipeline([("clf", LogisticRegression())]), grid, cv=2).fit(x, y)
+    parent = next(r for r in memory_store.runs.values() if r.parent_id is None)
+    table = json.loads(memory_store.download_artifact(parent.id, "cv_results.json").read_text())
+    assert table["param_clf__C"] == [0.1, 1.0, None, None]
+    assert table["param_clf__max_depth"] == [None, None, 2, None]
 
 
 def test_halving_search_logs_one_parent(memory_store: MemoryBackend, iris) -> None:

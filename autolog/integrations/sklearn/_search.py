@@ -34,13 +34,23 @@ def log_search(run: ActiveRun, search: Any, max_child_runs: int | None) -> None:
         run.log_metrics({"best_cv_score": best_score}, step=0)
     table = {key: [_jsonable(v) for v in values] for key, values in results.items()}
     run.log_artifact(Artifact("cv_results.json", _writer_of(table)))
-    _child_runs(run, results, max_child_runs)
+    _child_runs(run, results, max_child_runs, getattr(search, "refit", None))
 
 
-def _child_runs(parent: ActiveRun, results: dict[str, Any], limit: int | None) -> None:
+def _rank_key(results: dict[str, Any], refit: Any) -> str | None:
+    """The ranking of the candidates: ``rank_test_score``, or with several scorers the one ``refit`` names (else the
+    first scorer's)."""
+    for key in ("rank_test_score", f"rank_test_{refit}" if isinstance(refit, str) else ""):
+        if key in results:
+            return key
+    return next((k for k in results if k.startswith("rank_test_")), None)
+
+
+def _child_runs(parent: ActiveRun, results: dict[str, Any], limit: int | None, refit: Any = None) -> None:
     order = list(range(len(results["params"])))
-    if "rank_test_score" in results:
-        order.sort(key=lambda i: int(results["rank_test_score"][i]))
+    rank = _rank_key(results, refit)
+    if rank is not None:
+        order.sort(key=lambda i: int(results[rank][i]))
     if limit is not None:
         order = order[:limit]
     stats = [k for k in results if k.startswith(_STAT_PREFIXES)]
@@ -52,6 +62,8 @@ def _child_runs(parent: ActiveRun, results: dict[str, Any], limit: int | None) -
 
 
 def _jsonable(value: Any) -> Any:
+    if type(value).__name__ == "MaskedConstant":  # a param the candidate does not have (a grid of several dicts)
+        return None
     item = getattr(value, "item", None)
     if callable(item) and getattr(value, "ndim", 0) == 0:
         return item()
