@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -93,6 +94,24 @@ def test_training_metrics_use_a_bounded_sample(memory_store: MemoryBackend) -> N
 
     Counting().fit(x, y)
     assert calls == [_metrics.MAX_SAMPLE]
+
+
+def test_training_metrics_leave_numpys_global_random_state_as_it_was(memory_store: MemoryBackend, iris) -> None:
+    """DummyClassifier(strategy="stratified") predicts from numpy's global generator: the training metrics' predict
+    must not move it, or every random number the script draws afterwards differs from a run without autolog."""
+    from sklearn.dummy import DummyClassifier
+
+    def fit_then_draw() -> tuple[Any, ...]:
+        np.random.seed(0)
+        model = DummyClassifier(strategy="stratified").fit(*iris)
+        return (np.random.rand(3), np.random.standard_normal(2), model.predict(iris[0][:20]))
+
+    logged = fit_then_draw()
+    (run,) = _runs(memory_store)
+    assert 0.2 < run.metrics["training_accuracy_score"] < 0.5  # the metrics did draw: about one in three right
+    autolog.disable()
+    for got, bare in zip(logged, fit_then_draw(), strict=True):
+        np.testing.assert_array_equal(got, bare)
 
 
 def test_training_metrics_can_be_turned_off(iris) -> None:
