@@ -401,6 +401,26 @@ def test_post_training_metrics_are_recorded_in_the_models_run(iris) -> None:
     assert accuracy_score.__closure__[0].cell_contents is accuracy_score.__wrapped__  # the original is back
 
 
+def test_a_metric_on_the_positive_class_column_of_predict_proba_is_recorded(memory_store: MemoryBackend) -> None:
+    """``roc_auc_score(y, model.predict_proba(X)[:, 1])``: the usual binary call takes a column, a view of the
+    array predict_proba returned."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    x, y = make_classification(n_samples=200, n_features=5, random_state=0)
+    X_valid, y_valid = x[100:], y[100:]
+    model = LogisticRegression().fit(x[:100], y[:100])
+    auc = roc_auc_score(y_valid, model.predict_proba(X_valid)[:, 1])
+    proba = model.predict_proba(X_valid)
+    ap = average_precision_score(y_valid, proba[:, 1])
+    roc_auc_score(y_valid, proba[:, 1].copy())  # a copy is not the model's prediction: not recorded
+    (run,) = _runs(memory_store)
+    assert autolog.get_metric_history(run.id, "roc_auc_score_valid")[0][1] == pytest.approx(auc)
+    assert len(autolog.get_metric_history(run.id, "roc_auc_score_valid")) == 1
+    assert run.metrics["average_precision_score_valid"] == pytest.approx(ap)
+
+
 def test_post_training_metrics_can_be_turned_off(iris) -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score

@@ -143,9 +143,8 @@ def _traced(function: Any) -> Any:
 def _record(name: str, signature: inspect.Signature, args: Any, kwargs: Any, result: Any) -> None:
     bound = signature.bind_partial(*args, **kwargs).arguments
     for argument in PREDICTION_ARGUMENTS:
-        value = bound.get(argument)
-        entry = _predictions.get(id(value)) if value is not None else None
-        if entry is None or entry[0]() is not value:
+        entry = _prediction_of(bound.get(argument))
+        if entry is None:
             continue
         _, run, data = entry
         if isinstance(result, (int, float)) or getattr(result, "ndim", None) == 0:
@@ -154,3 +153,16 @@ def _record(name: str, signature: inspect.Signature, args: Any, kwargs: Any, res
             _counts[(run.id, key)] = step + 1
             run.log_metrics({key: result}, step=step)
         return
+
+
+def _prediction_of(value: Any) -> tuple[Any, ActiveRun, str] | None:
+    """The remembered prediction ``value`` is, or is a view of (``predict_proba(X)[:, 1]``, the positive class's
+    column that ``roc_auc_score`` takes: numpy's ``base`` chain leads back to the array ``predict_proba`` returned)."""
+    for _ in range(4):
+        if value is None:
+            return None
+        entry = _predictions.get(id(value))
+        if entry is not None and entry[0]() is value:
+            return entry
+        value = getattr(value, "base", None)
+    return None
