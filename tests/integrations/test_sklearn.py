@@ -152,6 +152,21 @@ def test_meta_estimators_log_one_run_with_flattened_params(memory_store: MemoryB
     assert stack_run.params["final_estimator"] == "None"
 
 
+def test_a_param_object_without_a_repr_is_logged_by_its_settings_not_its_address(memory_store: MemoryBackend) -> None:
+    """make_column_selector has object's repr ("<... object at 0x7f...>"): the same configuration would read as a
+    different value in every run."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer, make_column_selector
+    from sklearn.preprocessing import StandardScaler
+
+    frame = pd.DataFrame(np.arange(12.0).reshape(4, 3), columns=["x0", "x1", "y"])
+    for _ in range(2):
+        ColumnTransformer([("num", StandardScaler(), make_column_selector(pattern="^x"))]).fit(frame)
+    first, second = _runs(memory_store)
+    assert first.params["transformers"] == second.params["transformers"]
+    assert first.params["transformers"] == "[(num, StandardScaler, make_column_selector(pattern=^x))]"
+
+
 def test_params_equal_get_params_deep_including_overridden_get_params() -> None:
     """The per-class cache of parameter names gives what get_params(deep=True) gives; a class that overrides
     get_params is asked itself."""

@@ -27,6 +27,10 @@ def render(value: Any) -> Any:
         return "[" + ", ".join("(" + ", ".join(str(render(x)) for x in item) + ")" for item in value) + "]"
     if callable(value) and hasattr(value, "__qualname__"):
         return f"{getattr(value, '__module__', '')}.{value.__qualname__}".lstrip(".")
+    if type(value).__repr__ is object.__repr__:  # "<... object at 0x7f...>": a new address, so a new value, each run
+        fields = getattr(value, "__dict__", None) or {}
+        shown = ", ".join(f"{k}={render(v)}" for k, v in fields.items() if v is not None and not k.startswith("_"))
+        return f"{type(value).__name__}({shown})"
     return value
 
 
