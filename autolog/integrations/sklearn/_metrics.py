@@ -68,45 +68,48 @@ class _GlobalRandomState:
     """
 
     _size = 624 * 4 + 4  # mt19937_state: uint32 key[624]; int pos
-    _layout_ok: bool | None = None
+    _checked: tuple[Any, Any] = (None, None)  # (the bit generator, its state struct as bytes in place, or None)
 
     def __enter__(self) -> None:
-        import numpy as np
+        from numpy.random import mtrand
 
-        generator = np.random.mtrand._rand
+        self.generator = generator = mtrand._rand
         bits = generator._bit_generator
-        cls = _GlobalRandomState
-        if cls._layout_ok is None:
-            cls._layout_ok = _checked_layout(bits, cls._size)
-        self.address = bits.ctypes.state_address if cls._layout_ok else None
-        if self.address is not None:
-            self.saved = ctypes.string_at(self.address, cls._size)
+        checked = _GlobalRandomState._checked
+        if checked[0] is not bits:
+            address = _state_address(bits, self._size)
+            struct = None if address is None else (ctypes.c_char * self._size).from_address(address)
+            checked = _GlobalRandomState._checked = (bits, struct)
+        self.struct = struct = checked[1]
+        if struct is not None:
+            self.saved = struct.raw
         else:
             self.state = generator.get_state()
 
     def __exit__(self, *exc: object) -> None:
-        import numpy as np
+        struct = self.struct
+        if struct is None:
+            self.generator.set_state(self.state)
+        elif struct.raw != self.saved:
+            struct.raw = self.saved
 
-        if self.address is None:
-            np.random.mtrand._rand.set_state(self.state)
-        elif ctypes.string_at(self.address, self._size) != self.saved:
-            ctypes.memmove(self.address, self.saved, self._size)
 
-
-def _checked_layout(bits: Any, size: int) -> bool:
+def _state_address(bits: Any, size: int) -> int | None:
+    """The address of an MT19937's state struct, if its first ``size`` bytes are the key and position ``.state``
+    reports (else None)."""
     import numpy as np
 
     try:
         if type(bits).__name__ != "MT19937":
-            return False
-        raw = ctypes.string_at(bits.ctypes.state_address, size)
+            return None
+        address = int(bits.ctypes.state_address)
+        raw = ctypes.string_at(address, size)
         state = bits.state["state"]
         key = np.frombuffer(raw[: size - 4], dtype=np.uint32)
-        return bool((key == state["key"]).all()) and int.from_bytes(raw[-4:], sys.byteorder, signed=True) == int(
-            state["pos"]
-        )
+        position = int.from_bytes(raw[-4:], sys.byteorder, signed=True)
+        return address if bool((key == state["key"]).all()) and position == int(state["pos"]) else None
     except Exception:  # noqa: BLE001 - any surprise: the public pair
-        return False
+        return None
 
 
 def _training_metrics(estimator: Any, x: Any, y: Any) -> dict[str, float]:
