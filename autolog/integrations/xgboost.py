@@ -32,37 +32,6 @@ DATA_ARGUMENTS = ("dtrain", "evals", "evals_result", "xgb_model", "callbacks")
 CV_DATA_ARGUMENTS = ("dtrain", "folds", "callbacks", "fpreproc")
 
 
-def _callback_base() -> type:
-    try:
-        from xgboost.callback import TrainingCallback
-    except ImportError:  # xgboost missing: the class still imports, for docs and type checks
-        return object
-    return TrainingCallback
-
-
-class AutologCallback(_boosting.CallbackRun, _callback_base()):  # type: ignore[misc]
-    """Logs every eval metric after every iteration as ``<eval>-<metric>`` (step = iteration).
-
-    With ``run`` None it logs into the active run, opening one if none is open.
-    """
-
-    default_name = "xgboost"
-
-    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-        self.last_iteration = epoch
-        if epoch % self._every == 0 and evals_log:
-            values: dict[str, Any] = {}
-            for data, metrics in evals_log.items():
-                for metric, history in metrics.items():
-                    last = history[-1]
-                    if isinstance(last, tuple):  # xgboost.cv: (mean, std), named as the columns cv returns
-                        values[f"{data}-{metric}-mean"], values[f"{data}-{metric}-std"] = last
-                    else:
-                        values[f"{data}-{metric}"] = last
-            self._target().log_metrics(values, step=epoch)
-        return False
-
-
 def _version() -> str | None:
     return XGBoostIntegration.framework_version()
 
@@ -193,3 +162,38 @@ class XGBoostIntegration(Integration):
         for cls in (xgboost.sklearn.XGBModel, *xgboost.sklearn.XGBModel.__subclasses__()):
             if "fit" in vars(cls):
                 registry.patch(NAME, cls, "fit", api)
+
+
+def _callback_base() -> type:
+    try:
+        from xgboost.callback import TrainingCallback
+    except ImportError:  # xgboost missing: the class still imports, for docs and type checks
+        return object
+    return TrainingCallback
+
+
+# Defined last, after everything the integration needs: building this class imports ``xgboost.callback``, which
+# fires the post-import hook (``enable()`` then ``load_model`` or ``from ... import AutologCallback`` before
+# xgboost was imported), and the hook reads ``XGBoostIntegration`` and its starters from this module while it
+# is still loading.
+class AutologCallback(_boosting.CallbackRun, _callback_base()):  # type: ignore[misc]
+    """Logs every eval metric after every iteration as ``<eval>-<metric>`` (step = iteration).
+
+    With ``run`` None it logs into the active run, opening one if none is open.
+    """
+
+    default_name = "xgboost"
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        self.last_iteration = epoch
+        if epoch % self._every == 0 and evals_log:
+            values: dict[str, Any] = {}
+            for data, metrics in evals_log.items():
+                for metric, history in metrics.items():
+                    last = history[-1]
+                    if isinstance(last, tuple):  # xgboost.cv: (mean, std), named as the columns cv returns
+                        values[f"{data}-{metric}-mean"], values[f"{data}-{metric}-std"] = last
+                    else:
+                        values[f"{data}-{metric}"] = last
+            self._target().log_metrics(values, step=epoch)
+        return False

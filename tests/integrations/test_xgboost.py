@@ -197,3 +197,24 @@ def test_disable_restores_the_originals(data) -> None:
     assert xgboost.train is not originals[0] and xgboost.cv is not originals[4]
     autolog.disable()
     assert all(a is b for a, b in zip(patchable(), originals, strict=True))
+
+
+def test_importing_our_callback_before_xgboost_leaves_the_integration_on(tmp_path) -> None:
+    """Our module imports ``xgboost.callback`` while loading: the post-import hook fires then, and must find what it
+    needs (it used to hit a half-loaded module, warn an internal error and leave XGBoost unlogged for good)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, autolog\n"
+        "autolog.enable(backend='memory:', sync=True)\n"
+        "assert 'xgboost' not in sys.modules\n"
+        "from autolog.integrations.xgboost import AutologCallback\n"
+        "import numpy as np, xgboost\n"
+        "x = np.random.default_rng(0).normal(size=(100, 3)); y = (x[:, 0] > 0).astype(int)\n"
+        "xgboost.XGBClassifier(n_estimators=2, n_jobs=1).fit(x, y)\n"
+        "print(sorted(r.name for r in autolog.search_runs()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['XGBClassifier']" and "internal error" not in out.stderr
