@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, TypeVar
 
-from autolog import patching, session
+from autolog import patching, runs, session
 from autolog.integrations._runcall import RunCall
 from autolog.records import Artifact
 from autolog.runs import ActiveRun
 
 IMPORTANCE_DIR = "feature_importance"
 TOP_FEATURES = 30  # bars in the PNG chart (the JSON holds every feature)
+# Frames skipped when looking for who called an estimator's ``fit``: ours, and the boosting libraries' own
+# (``XGBRFClassifier.fit`` calls ``super().fit`` through a decorator of xgboost.core).
+_PASSED = ("autolog.", "wrapt.", "wrapt", "contextlib", "xgboost.", "lightgbm.")
+C = TypeVar("C", bound=RunCall)
 
 
 def bound_arguments(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +124,27 @@ def api_wrapper(integration: str, site: str, start: Callable[..., RunCall | None
     """For ``XGBModel.fit`` & co: the context is not marked as training, so the ``train`` call inside joins this run
     (its run is marked joinable) instead of standing down."""
     return patching.training_wrapper(integration, site, start, mark_training=False)  # type: ignore[arg-type]
+
+
+def start_api(make: Callable[[], C], instance: Any) -> C | None:
+    """The run of an estimator's ``fit``, or None to stand down when scikit-learn calls it outside any run of ours:
+    a search or ``cross_val_score`` fitting a fold in a joblib *thread* (the "in training" context does not reach
+    worker threads; the search's own run covers the fold). With the sklearn integration off nothing covers it, so
+    the fold keeps its run."""
+    if instance is None:
+        return None
+    active = runs.active_run()
+    nested = active is not None and active.state.get("boosting_api")  # LGBMClassifier.fit -> LGBMModel.fit: join
+    if not nested and not session.options().disabled("sklearn") and _called_by_sklearn():
+        return None
+    return make()
+
+
+def _called_by_sklearn() -> bool:
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(_PASSED):
+        frame = frame.f_back
+    return frame is not None and frame.f_globals.get("__name__", "").startswith("sklearn.")
 
 
 class ApiCall(RunCall):

@@ -152,7 +152,7 @@ def _starter(function: str) -> Any:
 
 
 def _start_api(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ApiCall | None:
-    return None if instance is None else ApiCall(instance, args, kwargs)
+    return _boosting.start_api(lambda: ApiCall(instance, args, kwargs), instance)
 
 
 class LightGBMIntegration(Integration):

@@ -136,7 +136,7 @@ def _start_cv(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[s
 
 
 def _start_api(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ApiCall | None:
-    return None if instance is None else ApiCall(instance, args, kwargs)
+    return _boosting.start_api(lambda: ApiCall(instance, args, kwargs), instance)
 
 
 class XGBoostIntegration(Integration):

@@ -555,6 +555,29 @@ def test_search_with_parallel_workers_still_logs_one_parent(memory_store: Memory
     ]
 
 
+def test_boosting_estimators_in_thread_workers_are_not_runs_of_their_own(memory_store: MemoryBackend) -> None:
+    """The sklearn API of xgboost / lightgbm is patched by their integrations, not ours: a fold fitted in a joblib
+    thread (no "in training" context there) must stand down all the same, while a direct fit stays a run."""
+    xgb = pytest.importorskip("xgboost")
+    lgb = pytest.importorskip("lightgbm")
+    from joblib import parallel_backend
+    from sklearn.datasets import make_classification
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+
+    x, y = make_classification(n_samples=120, n_features=4, random_state=0)
+    with parallel_backend("threading", n_jobs=2):
+        GridSearchCV(xgb.XGBClassifier(n_estimators=2, n_jobs=1), {"max_depth": [2, 3]}, cv=2).fit(x, y)
+        cross_val_score(lgb.LGBMClassifier(n_estimators=2, verbose=-1, n_jobs=1), x, y, cv=2)
+        xgb.XGBRFClassifier(n_estimators=2, n_jobs=1).fit(x, y)  # its fit calls super().fit: still the user's
+    assert sorted((r.name, r.parent_id is None) for r in memory_store.runs.values()) == [
+        ("GridSearchCV", True),
+        ("GridSearchCV-candidate-0", False),
+        ("GridSearchCV-candidate-1", False),
+        ("XGBRFClassifier", True),
+        ("cross_val_score", True),
+    ]
+
+
 @pytest.mark.parametrize("n_classes", [2, 3])
 @pytest.mark.parametrize("variant", ["plain", "float32", "no_intercept", "class_weight", "cv"])
 def test_direct_logistic_proba_equals_predict_proba(n_classes: int, variant: str, monkeypatch) -> None:
