@@ -148,18 +148,34 @@ def _called_by_sklearn() -> bool:
 
 
 class ApiCall(RunCall):
-    """The run of one ``fit`` of a boosting library's sklearn estimator."""
+    """The run of one ``fit`` of a boosting library's sklearn estimator. The ``train`` call inside logs the metrics
+    and early stopping (its callback sees the iteration training stopped at: the estimator's booster may be cut at
+    the best one); this call logs the params, then the model and its importance."""
 
     def __init__(self, estimator: Any, tags: dict[str, str], args: Any, kwargs: Any) -> None:
         super().__init__(type(estimator).__name__, tags, args, kwargs)
         self.estimator = estimator
+        # LGBMClassifier.fit calls LGBMModel.fit, both patched: the inner call joins and logs nothing of its own.
+        self.nested = self.joined and bool(self.run.state.get("boosting_api"))
         self._marked = not self.joined or not self.run.state.get("joinable")
         self.run.state.update(joinable=True, boosting_api=True)
+        if self.nested:
+            return
         try:
             params = estimator.get_params()
         except Exception:  # noqa: BLE001 - a broken get_params must not stop the logging of the metrics
             params = {}
         self.run.log_params({k: render_param(v) for k, v in params.items()})
+
+    def finish(self, result: Any) -> None:
+        try:
+            if not self.nested:
+                self.log_results()
+        finally:
+            super().finish(result)
+
+    def log_results(self) -> None:
+        """The fitted model and its importance."""
 
     def close(self, status: str) -> None:
         if self._marked:

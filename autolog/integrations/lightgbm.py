@@ -72,7 +72,9 @@ class TrainCall(_boosting.TrainCall):
     def finish(self, result: Any) -> None:
         try:
             if self.function == "train":
-                _log_booster(self.run, result, self.callback.last_iteration, model=not self.in_api)
+                _log_early_stopping(self.run, result, self.callback.last_iteration)
+                if not self.in_api:  # in LGBMClassifier.fit & co, the estimator's run logs the model and importance
+                    _log_booster(self.run, result)
             elif isinstance(result, dict) and "cvbooster" in result:
                 best = result["cvbooster"].best_iteration
                 if best is not None and best > 0:
@@ -81,13 +83,18 @@ class TrainCall(_boosting.TrainCall):
             super().finish(result)
 
 
-def _log_booster(run: runs.ActiveRun, booster: Any, last: int | None, *, model: bool, estimator: Any = None) -> None:
+def _log_early_stopping(run: runs.ActiveRun, booster: Any, last: int | None) -> None:
+    """``last``: the last iteration trained, seen by our callback (``train`` returns a booster cut at the best
+    iteration, so the booster cannot tell)."""
     if booster.best_iteration and booster.best_iteration > 0:  # LightGBM's best_iteration counts from 1
         best_score = _first_score(booster.best_score)
         _boosting.log_early_stopping(run, booster.best_iteration - 1, best_score, last)
+
+
+def _log_booster(run: runs.ActiveRun, booster: Any, estimator: Any = None) -> None:
     text = booster.model_to_string()
     _boosting.log_importance(run, lambda: _importance(text), "gain")
-    if model and _boosting.log_models_enabled():
+    if _boosting.log_models_enabled():
         saved = (text, None if estimator is None else pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL))
         meta = {"file": MODEL_FILE, "estimator": estimator is not None}
         run.log_model(models.model_artifact("lightgbm", saved, _save, f"{__name__}:load_model", meta))
@@ -135,13 +142,8 @@ class ApiCall(_boosting.ApiCall):
     def __init__(self, estimator: Any, args: Any, kwargs: Any) -> None:
         super().__init__(estimator, framework_tags(NAME, _version()), args, kwargs)
 
-    def finish(self, result: Any) -> None:
-        try:
-            booster = self.estimator.booster_
-            last = booster.current_iteration() - 1
-            _log_booster(self.run, booster, last, model=True, estimator=self.estimator)
-        finally:
-            super().finish(result)
+    def log_results(self) -> None:
+        _log_booster(self.run, self.estimator.booster_, estimator=self.estimator)
 
 
 def _starter(function: str) -> Any:

@@ -48,7 +48,9 @@ class TrainCall(_boosting.TrainCall):
 
     def finish(self, result: Any) -> None:
         try:
-            _log_booster(self.run, result, self.callback.last_iteration, model=not self.in_api)
+            _log_early_stopping(self.run, result, self.callback.last_iteration)
+            if not self.in_api:  # in XGBClassifier.fit & co, the estimator's run logs the model and its importance
+                _log_booster(self.run, result)
         finally:
             super().finish(result)
 
@@ -74,13 +76,17 @@ class CvCall(_boosting.TrainCall):
             super().finish(result)
 
 
-def _log_booster(run: runs.ActiveRun, booster: Any, last: int | None, *, model: bool, cls: str = "") -> None:
-    early = booster.attr("best_iteration") is not None
-    if early:
+def _log_early_stopping(run: runs.ActiveRun, booster: Any, last: int | None) -> None:
+    """``last``: the last iteration trained, seen by our callback (with ``EarlyStopping(save_best=True)`` the booster
+    returned is cut at the best iteration)."""
+    if booster.attr("best_iteration") is not None:
         _boosting.log_early_stopping(run, booster.best_iteration, booster.best_score, last)
+
+
+def _log_booster(run: runs.ActiveRun, booster: Any, cls: str = "") -> None:
     raw = bytes(booster.save_raw("ubj"))
     _boosting.log_importance(run, lambda: _importance(raw), "gain")
-    if model and _boosting.log_models_enabled():
+    if _boosting.log_models_enabled():
         meta = {"file": MODEL_FILE, "class": cls}
         run.log_model(models.model_artifact("xgboost", raw, _save, f"{__name__}:load_model", meta))
 
@@ -118,13 +124,9 @@ class ApiCall(_boosting.ApiCall):
     def __init__(self, estimator: Any, args: Any, kwargs: Any) -> None:
         super().__init__(estimator, framework_tags(NAME, _version()), args, kwargs)
 
-    def finish(self, result: Any) -> None:
-        try:
-            est = self.estimator
-            cls = f"{type(est).__module__}.{type(est).__qualname__}"
-            _log_booster(self.run, est.get_booster(), est.get_booster().num_boosted_rounds() - 1, model=True, cls=cls)
-        finally:
-            super().finish(result)
+    def log_results(self) -> None:
+        est = self.estimator
+        _log_booster(self.run, est.get_booster(), cls=f"{type(est).__module__}.{type(est).__qualname__}")
 
 
 def _start_train(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TrainCall:

@@ -65,6 +65,26 @@ def test_early_stopping_values(memory_store: MemoryBackend, data) -> None:
     assert run.metrics["stopped_iteration"] == done - 1
 
 
+def test_sklearn_api_early_stopping_logs_each_value_once_and_the_last_iteration_trained(
+    memory_store: MemoryBackend, data
+) -> None:
+    """LGBMClassifier.fit calls LGBMModel.fit (both patched) around train: the values are logged once, by train,
+    whose callback saw the last iteration (the estimator's booster is cut at the best one)."""
+    x, y, _, _ = data
+    model = lgb.LGBMClassifier(n_estimators=300, learning_rate=0.9, min_child_samples=1, verbose=-1, n_jobs=1)
+    model.fit(x[:200], y[:200], eval_set=[(x[200:], y[200:])], callbacks=[lgb.early_stopping(2, verbose=False)])
+    (run,) = memory_store.runs.values()
+    done = len(autolog.get_metric_history(run.id, "valid_0-binary_logloss"))
+    assert model.best_iteration_ + 2 == done < 300 and model.booster_.current_iteration() == model.best_iteration_
+    history = {k: [v for _, v, _ in autolog.get_metric_history(run.id, k)] for k in ("best_iteration", "best_score")}
+    assert history == {
+        "best_iteration": [model.best_iteration_ - 1],
+        "best_score": [pytest.approx(model.best_score_["valid_0"]["binary_logloss"])],
+    }
+    assert [v for _, v, _ in autolog.get_metric_history(run.id, "stopped_iteration")] == [done - 1]
+    assert run.params["n_estimators"] == "300"
+
+
 def test_cv_is_one_run_with_aggregated_metrics(memory_store: MemoryBackend, data) -> None:
     x, y, _, _ = data
     result = lgb.cv({**PARAMS, "metric": "auc"}, lgb.Dataset(x, y), 6, nfold=3)

@@ -77,6 +77,32 @@ def test_early_stopping_values(memory_store: MemoryBackend, data) -> None:
     assert len(autolog.get_metric_history(run.id, "valid-error")) == booster.num_boosted_rounds()
 
 
+def _history(run_id: str, key: str) -> list[float]:
+    return [value for _, value, _ in autolog.get_metric_history(run_id, key)]
+
+
+@pytest.mark.parametrize("how", ["early_stopping_rounds"])
+def test_sklearn_api_early_stopping_logs_each_value_once(memory_store: MemoryBackend, data, how: str) -> None:
+    """The train call inside fit logs the early-stopping values, once; the estimator's booster (cut at the best
+    iteration by save_best) is not where the stopped iteration is read."""
+    x, y, _, _ = data
+    if how == "early_stopping_rounds":
+        stopping: dict = {"early_stopping_rounds": 2}
+    else:
+        stopping = {"callbacks": [xgb.callback.EarlyStopping(rounds=2, save_best=True)]}
+    model = xgb.XGBClassifier(n_estimators=200, learning_rate=1.0, max_depth=6, n_jobs=1, **stopping)
+    model.fit(x[:200], y[:200], eval_set=[(x[200:], y[200:])], verbose=False)
+    (run,) = memory_store.runs.values()
+    trained = len(model.evals_result()["validation_0"]["logloss"])
+    assert model.best_iteration < trained - 1 and trained < 200
+    assert len(autolog.get_metric_history(run.id, "validation_0-logloss")) == trained
+    assert _history(run.id, "best_iteration") == [model.best_iteration]
+    assert _history(run.id, "best_score") == [pytest.approx(model.best_score)]
+    assert _history(run.id, "stopped_iteration") == [trained - 1]
+    loaded = autolog.load_model(run.id)
+    assert loaded.get_booster().num_boosted_rounds() == model.get_booster().num_boosted_rounds()
+
+
 def test_importance_json_png_and_native_model(memory_store: MemoryBackend, data) -> None:
     _, _, dtrain, dvalid = data
     booster = xgb.train(PARAMS, dtrain, 5)
