@@ -40,13 +40,15 @@ def bound_arguments(function: Callable[..., Any], args: tuple[Any, ...], kwargs:
 def with_callback(
     function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], callback: Any
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """The call's arguments with ``callback`` appended to a *copy* of the user's ``callbacks`` list."""
+    """The call's arguments with ``callback`` put first in a *copy* of the user's ``callbacks`` list: xgboost stops
+    calling callbacks at the first that asks to stop (a user's ``EarlyStopping``), and ours must see that iteration
+    too. (LightGBM orders callbacks by their ``order`` attribute, not by place in the list.)"""
     names = list(inspect.signature(function).parameters)
     position = names.index("callbacks")
     if len(args) > position:
-        args = (*args[:position], [*(args[position] or ()), callback], *args[position + 1 :])
+        args = (*args[:position], [callback, *(args[position] or ())], *args[position + 1 :])
     else:
-        kwargs = {**kwargs, "callbacks": [*(kwargs.get("callbacks") or ()), callback]}
+        kwargs = {**kwargs, "callbacks": [callback, *(kwargs.get("callbacks") or ())]}
     return args, kwargs
 
 

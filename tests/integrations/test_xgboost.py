@@ -81,7 +81,33 @@ def _history(run_id: str, key: str) -> list[float]:
     return [value for _, value, _ in autolog.get_metric_history(run_id, key)]
 
 
-@pytest.mark.parametrize("how", ["early_stopping_rounds"])
+def test_users_early_stopping_callback_does_not_hide_the_last_iteration(memory_store: MemoryBackend, data) -> None:
+    """xgboost calls callbacks until one returns True: ours goes first in the copied list, so it sees the iteration
+    the user's EarlyStopping stops at. The user's list reaches xgboost unchanged and is not mutated."""
+    _, _, dtrain, dvalid = data
+    stop = xgb.callback.EarlyStopping(rounds=2, save_best=True)
+    callbacks = [stop]
+    evals_result: dict = {}
+    booster = xgb.train(
+        {**PARAMS, "eta": 1.0, "max_depth": 6},
+        dtrain,
+        200,
+        evals=[(dvalid, "valid")],
+        evals_result=evals_result,
+        callbacks=callbacks,
+        verbose_eval=False,
+    )
+    (run,) = memory_store.runs.values()
+    trained = len(evals_result["valid"]["logloss"])  # every iteration evaluated, the stopping one included
+    assert callbacks == [stop] and len(callbacks) == 1
+    assert booster.num_boosted_rounds() == booster.best_iteration + 1 < trained < 200  # save_best cut the model
+    assert len(autolog.get_metric_history(run.id, "valid-logloss")) == trained
+    assert _history(run.id, "stopped_iteration") == [trained - 1]
+    assert _history(run.id, "best_iteration") == [booster.best_iteration]
+    assert autolog.load_model(run.id).num_boosted_rounds() == booster.num_boosted_rounds()  # the model returned
+
+
+@pytest.mark.parametrize("how", ["early_stopping_rounds", "save_best_callback"])
 def test_sklearn_api_early_stopping_logs_each_value_once(memory_store: MemoryBackend, data, how: str) -> None:
     """The train call inside fit logs the early-stopping values, once; the estimator's booster (cut at the best
     iteration by save_best) is not where the stopped iteration is read."""
