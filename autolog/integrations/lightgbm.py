@@ -40,9 +40,11 @@ class AutologCallback(_boosting.CallbackRun):
     order = 25  # after record_evaluation (20), before early_stopping (30), which raises on the last iteration
     before_iteration = False
     default_name = "lightgbm"
+    model: Any = None
 
     def __call__(self, env: Any) -> None:
         self.last_iteration = env.iteration
+        self.model = env.model  # for lightgbm.cv, the CVBooster: early stopping's best iteration is set on it
         if env.iteration % self._every or not env.evaluation_result_list:
             return
         values: dict[str, Any] = {}
@@ -75,10 +77,10 @@ class TrainCall(_boosting.TrainCall):
                 _log_early_stopping(self.run, result, self.callback.last_iteration)
                 if not self.in_api:  # in LGBMClassifier.fit & co, the estimator's run logs the model and importance
                     _log_booster(self.run, result)
-            elif isinstance(result, dict) and "cvbooster" in result:
-                best = result["cvbooster"].best_iteration
-                if best is not None and best > 0:
-                    self.run.log_metrics({"best_iteration": best - 1}, step=0)
+            else:  # cv: the CVBooster knows whether early stopping ended it (returned only with return_cvbooster)
+                best = getattr(self.callback.model, "best_iteration", None)
+                if best is not None and best > 0:  # counted from 1, -1 without early stopping
+                    _boosting.log_early_stopping(self.run, best - 1, None, self.callback.last_iteration)
         finally:
             super().finish(result)
 

@@ -62,16 +62,14 @@ class CvCall(_boosting.TrainCall):
         super().__init__(NAME, "xgboost.cv", framework_tags(NAME, _version()), args, kwargs)
         bound = _boosting.bound_arguments(wrapped, args, kwargs)
         self.log_train_params(bound, CV_DATA_ARGUMENTS)
-        self.early = bound.get("early_stopping_rounds") is not None
         self.callback = AutologCallback(self.run)
         self.args, self.kwargs = _boosting.with_callback(wrapped, args, kwargs, self.callback)
 
     def finish(self, result: Any) -> None:
         try:
-            if self.early:  # the history returned (a DataFrame, or a dict of lists) ends at the best iteration
-                rows = len(next(iter(result.values()), ())) if isinstance(result, dict) else len(result)
-                if rows:
-                    _boosting.log_early_stopping(self.run, rows - 1, None, self.callback.last_iteration)
+            best = self.callback.best_iteration  # early_stopping_rounds= or an EarlyStopping callback of the user's
+            if best is not None:
+                _boosting.log_early_stopping(self.run, int(best), None, self.callback.last_iteration)
         finally:
             super().finish(result)
 
@@ -185,6 +183,12 @@ class AutologCallback(_boosting.CallbackRun, _callback_base()):  # type: ignore[
     """
 
     default_name = "xgboost"
+    best_iteration: str | None = None
+
+    def after_training(self, model: Any) -> Any:
+        # xgboost.cv returns a history, not its folds' boosters: the best iteration EarlyStopping set is read here.
+        self.best_iteration = model.attr("best_iteration")
+        return model
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
         self.last_iteration = epoch

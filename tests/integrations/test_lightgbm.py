@@ -95,6 +95,24 @@ def test_cv_is_one_run_with_aggregated_metrics(memory_store: MemoryBackend, data
     assert len(autolog.get_metric_history(run.id, "valid-auc-stdv")) == 6
 
 
+@pytest.mark.parametrize("return_cvbooster", [False, True])
+def test_cv_early_stopping_logs_the_best_and_stopped_iteration(
+    memory_store: MemoryBackend, data, return_cvbooster: bool
+) -> None:
+    x, y, _, _ = data
+    params = {**PARAMS, "metric": "auc", "learning_rate": 0.9, "num_leaves": 31, "min_data_in_leaf": 1}
+    callbacks = [lgb.early_stopping(2, verbose=False)]
+    result = lgb.cv(params, lgb.Dataset(x, y), 300, nfold=3, callbacks=callbacks, return_cvbooster=return_cvbooster)
+    (run,) = memory_store.runs.values()
+    done = len(autolog.get_metric_history(run.id, "valid-auc-mean"))  # iterations run, the patience included
+    assert len(result["valid auc-mean"]) + 2 == done < 300  # the history returned ends at the best iteration
+    assert [v for _, v, _ in autolog.get_metric_history(run.id, "best_iteration")] == [
+        len(result["valid auc-mean"]) - 1
+    ]
+    assert [v for _, v, _ in autolog.get_metric_history(run.id, "stopped_iteration")] == [done - 1]
+    assert "best_score" not in run.metrics
+
+
 def test_importance_json_and_png(memory_store: MemoryBackend, data) -> None:
     _, _, train, _ = data
     booster = lgb.train(PARAMS, train, 5)

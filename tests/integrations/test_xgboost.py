@@ -230,6 +230,21 @@ def test_cv_with_early_stopping_logs_the_best_iteration(memory_store: MemoryBack
     assert run.metrics["stopped_iteration"] == len(autolog.get_metric_history(run.id, "test-error-mean")) - 1
 
 
+def test_cv_with_an_early_stopping_callback_logs_the_best_and_stopped_iteration(
+    memory_store: MemoryBackend, data
+) -> None:
+    x, y, _, _ = data
+    callbacks = [xgb.callback.EarlyStopping(rounds=2)]
+    params = {**PARAMS, "eta": 1.0, "max_depth": 6}
+    result = xgb.cv(params, xgb.DMatrix(x, y), 200, nfold=3, callbacks=callbacks, as_pandas=False)
+    (run,) = memory_store.runs.values()
+    done = len(autolog.get_metric_history(run.id, "test-error-mean"))  # iterations run, the patience included
+    assert len(result["test-error-mean"]) + 2 == done < 200  # the history returned ends at the best iteration
+    assert _history(run.id, "best_iteration") == [len(result["test-error-mean"]) - 1]
+    assert _history(run.id, "stopped_iteration") == [done - 1]
+    assert "best_score" not in run.metrics and len(callbacks) == 1
+
+
 def test_disable_restores_the_originals(data) -> None:
     import xgboost.sklearn
     import xgboost.training
