@@ -173,11 +173,21 @@ class ApiCall(RunCall):
         try:
             if not self.nested:
                 self.log_results()
+                self._watch_predictions()
         finally:
             super().finish(result)
 
     def log_results(self) -> None:
         """The fitted model and its importance."""
+
+    def _watch_predictions(self) -> None:
+        """Post-training metrics (``accuracy_score(y, model.predict(X))`` in this run), as for a scikit-learn
+        estimator: the sklearn integration patches the metric functions and traces the predictions."""
+        options = session.options()
+        if options.post_training_metrics and not options.disabled("sklearn"):
+            from autolog.integrations.sklearn import _post
+
+            _post.watch(self.estimator, self.run)
 
     def close(self, status: str) -> None:
         if self._marked:

@@ -136,6 +136,20 @@ def test_sklearn_api_is_one_run_and_reloads(memory_store: MemoryBackend, data) -
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
 
+def test_post_training_metrics_on_the_sklearn_api_go_to_the_models_run(memory_store: MemoryBackend, data) -> None:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    x, y, _, _ = data
+    x_train, y_train, x_test, y_test = x[:200], y[:200], x[200:], y[200:]
+    model = lgb.LGBMClassifier(n_estimators=3, num_leaves=4, verbose=-1, n_jobs=1).fit(x_train, y_train)
+    accuracy = accuracy_score(y_test, model.predict(x_test))
+    f1_score(y_train, model.predict(x_train))
+    (run,) = memory_store.runs.values()
+    post = {k: [(s, v) for s, v, _ in autolog.get_metric_history(run.id, k)] for k in run.metrics if "_score_" in k}
+    assert post.keys() == {"accuracy_score_test", "f1_score_train"}
+    assert post["accuracy_score_test"] == [(0, pytest.approx(accuracy))] and len(post["f1_score_train"]) == 1
+
+
 def test_regressor_and_ranker(memory_store: MemoryBackend, data) -> None:
     x, y, _, _ = data
     lgb.LGBMRegressor(n_estimators=3, verbose=-1, n_jobs=1).fit(x, y.astype(float))
