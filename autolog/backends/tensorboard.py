@@ -10,9 +10,12 @@ store you fan out to beside it (e.g. ``backend=["sqlite:///...", "tensorboard:./
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import os
 import re
+import socket
 import struct
 import threading
 import time
@@ -43,13 +46,42 @@ def _hparam_value(text: str) -> Any:
     return text if math.isnan(number) else number  # NaN is no use as an hparam: keep the text
 
 
-class _RunLog:
-    def __init__(self, directory: Path, start: RunStart | None) -> None:
-        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+class _EventFile:
+    """One TensorBoard event file, written with plain file I/O and TensorBoard's own record framing.
+
+    TensorBoard's ``EventFileWriter`` makes its directory and opens its file through ``tensorboard.compat.tf``, which
+    imports all of TensorFlow when it is installed (seconds of CPU, much memory and TF's banner, on the writer thread
+    of a torch or sklearn script). The file format is TensorBoard's: the same name pattern, a ``file_version`` event
+    first, then one record per event (``RecordWriter``: length, CRCs, no TensorFlow). Events are written as they come
+    (the writer thread is already off the training thread: no second thread) and flushed after each batch."""
+
+    _count = itertools.count()
+
+    def __init__(self, directory: Path) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.summary.writer.record_writer import RecordWriter
 
         directory.mkdir(parents=True, exist_ok=True)
+        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(self._count)}"
+        self._file = (directory / name).open("wb")
+        self._records = RecordWriter(self._file)
+        self.add_event(Event(wall_time=time.time(), file_version="brain.Event:2"))
+        self.flush()
+
+    def add_event(self, event: Any) -> None:
+        self._records.write(event.SerializeToString())
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _RunLog:
+    def __init__(self, directory: Path, start: RunStart | None) -> None:
         self.dir = directory
-        self.writer = EventFileWriter(str(directory), flush_secs=5)
+        self.writer = _EventFile(directory)
         self.params: dict[str, str] = {}
         self.start_time = start.start_time if start is not None else time.time()
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -44,3 +47,26 @@ def test_scalars_hparams_and_one_directory_per_run(tmp_path: Path) -> None:
         assert hp["optimizer"].string_value == "sgd" and hp["nesterov"].bool_value is True
         end = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_end_info"])
         assert end.session_end_info.status == 1  # STATUS_SUCCESS
+
+
+def test_writing_a_run_does_not_import_tensorflow(tmp_path: Path) -> None:
+    """TensorFlow is not needed, and is not imported even where it is installed: TensorBoard's ``EventFileWriter``
+    made its directory through ``tensorboard.compat.tf``, which imports all of TensorFlow (seconds, memory, its banner
+    on stderr). A fresh process, since this one may have imported TensorFlow already; the files are read back here."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import autolog
+        autolog.enable(backend={f"tensorboard:{tmp_path / 'tb'}"!r}, sync=True)
+        with autolog.start_run("no-tf", experiment="e"):
+            autolog.log_params({{"lr": 0.1}})
+            autolog.log_metrics({{"loss": 0.5}}, step=0)
+        print("tensorflow" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
+    (directory,) = (tmp_path / "tb" / "e").iterdir()
+    acc = _load(directory)
+    assert [(e.step, e.value) for e in acc.Scalars("loss")] == [(0, 0.5)]
+    assert "_hparams_/session_start_info" in acc.PluginTagToContent("hparams")
