@@ -76,7 +76,7 @@ def save(art: ModelArtifact, target: Path) -> str:
     import mlflow.pyfunc
 
     mlflow.pyfunc.save_model(
-        str(target), python_model=AutologPyfunc(), artifacts={WRAPPED: str(raw)}, pip_requirements=["mlflow"]
+        str(target), python_model=_pyfunc_class()(), artifacts={WRAPPED: str(raw)}, pip_requirements=["mlflow"]
     )
     _write_meta(art, target, "mlflow.pyfunc")
     return "mlflow.pyfunc"
@@ -163,24 +163,44 @@ def load_native(directory: Path) -> Any:
     return importlib.import_module(module_name).load_model(str(directory))
 
 
-def _pyfunc_base() -> type:
-    import mlflow.pyfunc
-
-    return mlflow.pyfunc.PythonModel  # type: ignore[no-any-return]
+_PYFUNC: type | None = None
 
 
-class AutologPyfunc(_pyfunc_base()):  # type: ignore[misc]
-    """A pyfunc wrapper around a model saved the autolog way: ``predict`` calls the model's ``predict``, or calls
-    it (a torch module) on a float tensor."""
+def _pyfunc_class() -> type:
+    """The pyfunc wrapper class, defined on first use.
 
-    def load_context(self, context: Any) -> None:
-        self.model = load_from_dir(Path(context.artifacts[WRAPPED]))
+    MLflow's ``PythonModel.__init_subclass__`` warns ("Add type hints to the `predict` method ...") whenever a
+    subclass without type hints is defined; defined at import, it warned in every process that logged any model to
+    MLflow, wrapped or not. Type hints are not the way out: MLflow reads them as a schema and converts the input. The
+    class is kept as the module attribute ``AutologPyfunc`` (see ``__getattr__``) so that a saved model, pickled by
+    reference, loads in a fresh process."""
+    global _PYFUNC
+    if _PYFUNC is None:
+        import mlflow.pyfunc
 
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]  # no hints: MLflow reads them as a schema
-        data = model_input.to_numpy() if hasattr(model_input, "to_numpy") else model_input
-        if hasattr(self.model, "predict"):
-            return self.model.predict(data)
-        import torch
+        class AutologPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
+            """A pyfunc wrapper around a model saved the autolog way: ``predict`` calls the model's ``predict``, or
+            calls it (a torch module) on a float tensor."""
 
-        with torch.no_grad():
-            return self.model(torch.as_tensor(data, dtype=torch.float32)).numpy()
+            def load_context(self, context: Any) -> None:
+                self.model = load_from_dir(Path(context.artifacts[WRAPPED]))
+
+            def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]  # no hints: MLflow reads them as a schema
+                data = model_input.to_numpy() if hasattr(model_input, "to_numpy") else model_input
+                if hasattr(self.model, "predict"):
+                    return self.model.predict(data)
+                import torch
+
+                with torch.no_grad():
+                    return self.model(torch.as_tensor(data, dtype=torch.float32)).numpy()
+
+        AutologPyfunc.__qualname__ = "AutologPyfunc"  # pickled by reference as this module's AutologPyfunc
+        _PYFUNC = AutologPyfunc
+    return _PYFUNC
+
+
+def __getattr__(name: str) -> Any:
+    """``AutologPyfunc``: the wrapper class, created when first asked for (unpickling a saved model asks)."""
+    if name == "AutologPyfunc":
+        return _pyfunc_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,11 @@ the flavour is the framework's, ``autolog.load_model`` gives the native object b
 from __future__ import annotations
 
 import copy
+import os
 import pickle
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +197,68 @@ def test_autologged_models_of_each_integration_load_with_pyfunc(mlflow_uri: str)
     with torch.no_grad():
         expected = net(torch.as_tensor(x[:20])).numpy()
     np.testing.assert_allclose(np.asarray(flavours["pytorch"].predict(x[:20])), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_logging_a_model_prints_no_type_hint_warning_and_a_wrapped_model_loads_in_a_fresh_process(
+    mlflow_uri: str, tmp_path: Path
+) -> None:
+    """MLflow warns "Add type hints to the `predict` method" when a PythonModel subclass without hints is defined:
+    the pyfunc wrapper class used to be defined at import, so every process logging any model to MLflow printed it.
+    It is defined on first use; a wrapped model (pickled by reference to it) still loads in a fresh process."""
+    (tmp_path / "pickled.py").write_text(
+        textwrap.dedent(
+            """
+            import pickle
+            from pathlib import Path
+
+            def save(obj, directory):
+                (directory / "model.pkl").write_bytes(pickle.dumps(obj))
+
+            def load(directory):
+                return pickle.loads((Path(directory) / "model.pkl").read_bytes())
+            """
+        )
+    )
+    script = tmp_path / "log_models.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            import numpy as np
+            from sklearn.linear_model import LinearRegression, LogisticRegression
+            import autolog
+            from autolog.models import model_artifact
+            from pickled import load, save
+
+            x = np.arange(40, dtype=float).reshape(20, 2)
+            autolog.enable(backend={f"mlflow+{mlflow_uri}"!r}, experiment="exp-hints", flush_interval=0.05)
+            LogisticRegression().fit(x, (x[:, 0] > 20).astype(int))  # autologged: the sklearn flavour
+            assert autolog.flush(60)
+            print("native-done", file=sys.stderr, flush=True)
+            if sys.argv[1] == "wrapped":
+                with autolog.start_run("wrapped") as run:
+                    run.log_model(model_artifact("custom", LinearRegression().fit(x, x[:, 0]), save, "pickled:load"))
+                assert autolog.flush(60)
+                print(run.id)
+            """
+        )
+    )
+    path = os.pathsep.join([str(tmp_path), os.environ["PYTHONPATH"]])
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "PYTHONPATH": path}
+    native = subprocess.run(
+        [sys.executable, str(script), "native"], capture_output=True, text=True, timeout=300, env=env, check=True
+    )
+    assert "native-done" in native.stderr
+    assert "type hints" not in native.stderr, native.stderr
+    wrapped = subprocess.run(
+        [sys.executable, str(script), "wrapped"], capture_output=True, text=True, timeout=300, env=env, check=True
+    )
+    run_id = wrapped.stdout.strip().splitlines()[-1]
+    df = mlflow.search_runs(experiment_names=["exp-hints"], filter_string=f"tags.`autolog.run_id` = '{run_id}'")
+    uri = f"runs:/{df['run_id'].iloc[0]}/model"
+    load = f"import mlflow, numpy as np; print(mlflow.pyfunc.load_model({uri!r}).predict(np.array([[4.0, 5.0]])))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", load], check=False, capture_output=True, text=True, timeout=300, env=env
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert float(loaded.stdout.strip().strip("[]")) == pytest.approx(4.0)
