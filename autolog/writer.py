@@ -79,6 +79,7 @@ class Writer:
         else:
             self._queue: deque[Record] = deque()
         self._wake_pending = False
+        self._in_hand: list[Record] = []  # the chunk popped from the queue and being written (``pending`` counts it)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._export_lock = threading.Lock()
@@ -168,7 +169,10 @@ class Writer:
         return done.wait(timeout)
 
     def pending(self) -> int:
-        return sum(1 for r in list(self._queue) if r[0] != MARKER)
+        """Records logged and not yet handled: those queued, plus those the writer is writing now (popped from the
+        queue, so a store slower than a flush's deadline still counts them as waiting)."""
+        queued = sum(_record_size(r) for r in list(self._queue) if r[0] != MARKER)
+        return queued + sum(_record_size(r) for r in self._in_hand)
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -239,11 +243,15 @@ class Writer:
                 if budget is not None:
                     budget -= len(chunk) + len(markers)
                 self.counters["queued"] += len(chunk)
-                if spool is not None and spool.meta is not None:
-                    spool.handle(self, chunk, markers)
-                    continue
-                if chunk:
-                    self._handle(chunk)
+                self._in_hand = chunk  # counted only when asked: ``pending`` is rare, batches are not
+                try:
+                    if spool is not None and spool.meta is not None:
+                        spool.handle(self, chunk, markers)
+                        continue
+                    if chunk:
+                        self._handle(chunk)
+                finally:
+                    self._in_hand = []
                 for marker in markers:
                     marker.set()
 

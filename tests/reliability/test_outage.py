@@ -117,3 +117,30 @@ def test_outage_records_wait_in_the_spool_and_arrive_once_in_order(tmp_path: Pat
     else:
         assert unspooled == 0
     assert session.writer().dropped() == {}
+
+
+def test_the_end_of_run_warning_counts_the_records_the_writer_is_still_writing(tmp_path: Path) -> None:
+    """A real fault: this test holds the SQLite store's write lock, so the writer blocks inside the write (SQLite
+    waits for the lock) past the end of run's deadline. The warning used to count only the writer's queue, which
+    the writer had already emptied into the blocked write: "0 records were still waiting"."""
+    db = tmp_path / "store" / "runs.db"
+    autolog.enable(backend=f"sqlite:///{db}", flush_interval=0.05, shutdown_timeout=1)
+    with autolog.start_run("warm-up"):
+        autolog.log_metrics({"x": 1.0}, step=0)
+    assert autolog.flush(10)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.warns(autolog.AutologWarning, match=r"records were still waiting") as caught:
+            with autolog.start_run("during") as run:
+                for step in range(3):
+                    autolog.log_metrics({"loss": float(step), "acc": 0.5}, step=step)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    (message,) = [str(w.message) for w in caught if "still waiting" in str(w.message)]
+    assert message.startswith("autolog: 8 records were still waiting"), message  # start, 3 x 2 values, end
+    assert autolog.flush(60)
+    store = SqliteBackend(f"sqlite:///{db}")
+    assert [v for _, v, _ in store.get_metric_history(run.id, "loss")] == [0.0, 1.0, 2.0]
+    assert store.get_run(run.id).status == "FINISHED"
