@@ -313,6 +313,7 @@ class Writer:
 
     def _build(self, chunk: Iterable[Record]) -> Batch:
         runs: dict[str, RunRecords] = {}
+        earlier: list[RunRecords] = []  # pieces of a run closed by a param whose value changed (see PARAMS below)
         clean = self._keys()
         limits = self.backend.limits
         tensors: list[tuple[list[MetricRow], int, Any]] = []  # read together at the end: one device read per batch
@@ -347,8 +348,7 @@ class Writer:
                 start.tags = self._texts(merged, clean and clean.tags, limits.max_tag_value_length, "tag")
                 rr.start = start
             elif kind == PARAMS:
-                rr = runs.setdefault(record[1], RunRecords(record[1]))
-                rr.params.update(self._params(rr, record[2], clean and clean.params, limits))
+                self._add_params(runs, earlier, record[1], record[2], clean=clean, limits=limits)
             elif kind == TAGS:
                 rr = runs.setdefault(record[1], RunRecords(record[1]))
                 rr.tags.update(self._texts(record[2], clean and clean.tags, limits.max_tag_value_length, "tag"))
@@ -359,7 +359,32 @@ class Writer:
                 runs.setdefault(end.run_id, RunRecords(end.run_id)).end = end
         if tensors:
             self._read_tensors(tensors)
-        return list(runs.values())
+        return [*earlier, *runs.values()]  # a run's earlier pieces before its last one
+
+    def _add_params(
+        self,
+        runs: dict[str, RunRecords],
+        earlier: list[RunRecords],
+        run_id: str,
+        values: dict[Any, Any],
+        *,
+        clean: sanitize.KeySanitizer | None,
+        limits: Limits,
+    ) -> None:
+        """Add a ``log_params`` call to its run's piece of the batch.
+
+        A param logged again with another value in the same batch starts a new piece of the run (closing the current
+        one into ``earlier``): the backend sees both values, in order, as it would with a flush in between (MLflow
+        keeps the first and warns, SQLite keeps the last). Merged into one dict, the first value was silently lost,
+        so what a store kept depended on batch timing."""
+        rr = runs.setdefault(run_id, RunRecords(run_id))
+        extra = RunRecords(run_id)  # collects the artifacts of over-long values
+        params = self._params(extra, values, clean and clean.params, limits)
+        if any(rr.params.get(k, v) != v for k, v in params.items()):
+            earlier.append(rr)
+            rr = runs[run_id] = RunRecords(run_id)
+        rr.params.update(params)
+        rr.artifacts.extend(extra.artifacts)
 
     def _clean_step(self, step: Any, values: dict[Any, Any]) -> int | None:
         """A step as a 64-bit int (numpy and tensor integers, integral floats), or None: the call's metrics are then

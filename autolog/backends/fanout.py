@@ -71,7 +71,15 @@ class FanoutBackend(Backend):
         return None
 
     def dropped(self) -> dict[str, int]:
-        return {f"backend_error in {uri}": n for uri, n in self.failed.items() if n}
+        """Records a store did not keep, under its URI: those it failed to take, and those it refused itself (MLflow's
+        ``param_changed``), which were left out of the run's drop report before."""
+        out = {f"backend_error in {uri}": n for uri, n in self.failed.items() if n}
+        for backend in self.backends:
+            for reason, n in backend.dropped().items():
+                if n:
+                    key = f"{reason} in {backend.uri}"
+                    out[key] = out.get(key, 0) + n
+        return out
 
     def close(self) -> None:
         for backend in self.backends:

@@ -264,3 +264,30 @@ def test_a_changed_param_is_warned_and_left_out_and_the_run_goes_on(mlflow_uri: 
     history = MlflowClient().get_metric_history(mine.info.run_id, "acc")
     assert [(m.step, m.value) for m in history] == [(0, 0.5), (1, 0.75)]
     assert autolog.session.writer().dropped() == {"param_changed": 2}
+
+
+def test_a_param_changed_within_one_batch_is_seen_as_across_batches(mlflow_uri: str, tmp_path: Path) -> None:
+    """Two ``log_params`` calls changing one param, written in ONE batch (the writer sleeps 60 s between batches;
+    ``flush`` sends everything queued at once): MLflow keeps the first value, warns naming key and both values, and
+    counts it, as it does when a flush separates the calls; the SQLite store beside it keeps the last, as documented.
+    The writer used to merge the two calls into one dict, so MLflow silently got the last value."""
+    db = tmp_path / "runs.db"
+    autolog.enable(backend=[f"sqlite:///{db}", f"mlflow+{mlflow_uri}"], flush_interval=60)
+    with pytest.warns(autolog.AutologWarning, match="'lr'") as caught:
+        with autolog.start_run("same batch", experiment="exp-param-batch") as run:
+            autolog.log_params({"lr": 0.1, "opt": "sgd"})
+            autolog.log_metrics({"loss": 1.0}, step=0)
+            autolog.log_params({"lr": 0.2, "epochs": 3})
+            autolog.log_params({"lr": 0.3})
+            autolog.log_metrics({"loss": 0.5}, step=1)
+            assert autolog.session.writer().counters["queued"] == 0  # nothing taken yet: the run's end sends it all
+    messages = " ".join(str(w.message) for w in caught)
+    assert "'0.1'" in messages and "'0.2'" in messages, messages
+    dropped = autolog.session.writer().dropped()  # 0.2 and 0.3, as with a flush between each; under MLflow's URI
+    assert dropped == {f"param_changed in mlflow+{mlflow_uri}": 2}
+    row = mlflow.search_runs(experiment_names=["exp-param-batch"]).iloc[0]
+    assert (row["params.lr"], row["params.opt"], row["params.epochs"]) == ("0.1", "sgd", "3")
+    assert row["status"] == "FINISHED"
+    history = MlflowClient(mlflow_uri).get_metric_history(str(row["run_id"]), "loss")
+    assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 0.5)]
+    assert autolog.get_run(run.id).params == {"lr": "0.3", "opt": "sgd", "epochs": "3"}  # SQLite: the last value
