@@ -94,9 +94,7 @@ class MlflowBackend(Backend):
         if self._pid != os.getpid():
             self.after_fork()
         if self._client is None:
-            from mlflow.tracking import MlflowClient
-
-            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+            self._client = _bounded_client(self.tracking_uri)
         return self._client
 
     def after_fork(self) -> None:
@@ -179,7 +177,7 @@ class MlflowBackend(Backend):
                 from mlflow.store.tracking.rest_store import RestStore
 
                 store = self.client._tracking_client.store
-                self._rest = store if type(store) is RestStore else False
+                self._rest = store if isinstance(store, RestStore) else False
             except (ImportError, AttributeError):  # another MLflow layout: its own log_batch then
                 self._rest = False
         return self._rest or None
@@ -401,6 +399,103 @@ class MlflowBackend(Backend):
     def download_artifact(self, run_id: str, path: str) -> Path:
         target = tempfile.mkdtemp(prefix="autolog-mlflow-")
         return Path(self.client.download_artifacts(self._resolve(run_id), path, target))
+
+
+REQUEST_TIMEOUT = 30  # seconds one request to a tracking server may take (MLflow's default: 120)
+
+
+def _request_timeout() -> float:
+    """The user's ``MLFLOW_HTTP_REQUEST_TIMEOUT`` when it is shorter than ours (read, never changed)."""
+    try:
+        return min(float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", REQUEST_TIMEOUT)), REQUEST_TIMEOUT)
+    except ValueError:
+        return REQUEST_TIMEOUT
+
+
+def _bounded_client(tracking_uri: str | None) -> Any:
+    """An ``MlflowClient`` whose requests to a tracking server give up after one try of at most ``REQUEST_TIMEOUT``.
+
+    MLflow's client retries a request itself, with exponential back-off: 7 times by default, minutes against a server
+    that is down, all of it inside one write on the one writer thread, so a fan-out's other stores waited as long
+    and a run's end timed out with nothing stored. autolog retries a failed write itself (``max_retries``, back-off)
+    and keeps what still fails in the spool, so its own requests skip MLflow's retries. Per client, not by setting
+    ``MLFLOW_HTTP_REQUEST_*``: that would change every MLflow call of the user's process. Another store (SQL, file),
+    or an MLflow whose REST store is laid out otherwise, gets MLflow's own client unchanged."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        from mlflow.store.tracking.rest_store import RestStore
+
+        tracking = client._tracking_client
+        store = tracking.store
+        if type(store) is not RestStore or not hasattr(RestStore, "_METHOD_TO_INFO"):
+            return client
+        client._tracking_client = _bounded_classes()[1](tracking.tracking_uri, store.get_host_creds)
+    except (ImportError, AttributeError):
+        return client
+    return client
+
+
+_BOUNDED: tuple[type, type] | None = None
+
+
+def _bounded_classes() -> tuple[type, type]:
+    """A RestStore sending each request once with a bounded timeout, and a tracking client that uses it (created on
+    first use: MLflow is imported only by a process that writes to it)."""
+    global _BOUNDED
+    if _BOUNDED is not None:
+        return _BOUNDED
+    from mlflow.store.tracking.rest_store import RestStore
+    from mlflow.tracking._tracking_service.client import TrackingServiceClient
+    from mlflow.utils.proto_json_utils import parse_dict
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    class BoundedRestStore(RestStore):  # type: ignore[misc]
+        """``RestStore._call_endpoint`` (endpoint, method, credentials, errors as MLflow raises them), with MLflow's
+        retries off and a bounded timeout."""
+
+        def _call_endpoint(
+            self,
+            api: Any,
+            json_body: Any = None,
+            endpoint: Any = None,
+            retry_timeout_seconds: Any = None,
+            response_proto: Any = None,
+        ) -> Any:
+            infos = self._V3_METHOD_TO_INFO if api in getattr(self, "_V3_APIS", ()) else self._METHOD_TO_INFO
+            validate = getattr(self, "_validate_workspace_support_if_specified", None)
+            if validate is not None:
+                validate()
+            path, method = infos[api]
+            endpoint = endpoint or path
+            body = json.loads(json_body) if json_body is not None else None
+            response = http_request(
+                self.get_host_creds(),
+                endpoint,
+                method,
+                max_retries=0,
+                backoff_factor=0,
+                timeout=_request_timeout(),
+                **({"params": body} if method == "GET" else {"json": body}),
+            )
+            response = verify_rest_response(response, endpoint)
+            proto = response_proto or api.Response()
+            if response.status_code != 204:
+                parse_dict(js_dict=json.loads(response.text), message=proto)
+            return proto
+
+    class BoundedTracking(TrackingServiceClient):  # type: ignore[misc]
+        def __init__(self, tracking_uri: str, get_host_creds: Any) -> None:
+            self._bounded_store = BoundedRestStore(get_host_creds)
+            super().__init__(tracking_uri)
+
+        @property
+        def store(self) -> Any:
+            return self._bounded_store
+
+    _BOUNDED = (BoundedRestStore, BoundedTracking)
+    return _BOUNDED
 
 
 def _user() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import urllib.parse
 import urllib.request
@@ -160,8 +161,11 @@ def test_the_request_to_a_server_is_the_one_mlflow_would_send(mlflow_uri: str, m
             sent.append(json_body)
         return real(self, api, json_body, *args, **kwargs)
 
-    monkeypatch.setattr(RestStore, "_call_endpoint", spy)
     backend = MlflowBackend(f"mlflow+{mlflow_uri}")
+    store = backend._rest_store()
+    assert isinstance(store, RestStore)
+    real = type(store)._call_endpoint  # autolog's own RestStore: MLflow's call, without its retries
+    monkeypatch.setattr(type(store), "_call_endpoint", spy)
     client = backend.client
     run_id = client.create_run(client.create_experiment(f"body-{time.time_ns()}")).info.run_id
     metrics = [("loss", 0.25, 3, 1_700_000_000_123), ("nan", math.nan, 4, 5), ("up", math.inf, 2**40, 6)]
@@ -291,3 +295,40 @@ def test_a_param_changed_within_one_batch_is_seen_as_across_batches(mlflow_uri: 
     history = MlflowClient(mlflow_uri).get_metric_history(str(row["run_id"]), "loss")
     assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 0.5)]
     assert autolog.get_run(run.id).params == {"lr": "0.3", "opt": "sgd", "epochs": "3"}  # SQLite: the last value
+
+
+def test_an_mlflow_server_that_is_not_there_does_not_hold_up_the_other_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real fault: nothing listens on the MLflow port (connection refused), MLflow's client at its defaults. Its
+    own retries (7, exponential back-off: minutes per request) used to run inside each write of the one writer
+    thread: the SQLite and JSONL stores beside it got almost nothing, flush(10) ran out, the run stayed RUNNING. The
+    backend's requests now skip MLflow's retries (per client: the process's MLflow settings are left alone), and the
+    fan-out rests a failed store while the others carry on."""
+    from tests._mlflow_server import free_port
+
+    for name in [n for n in os.environ if n.startswith("MLFLOW_HTTP_")]:
+        monkeypatch.delenv(name)
+    before = dict(os.environ)
+    dead = f"mlflow+http://127.0.0.1:{free_port()}"
+    db, jl = tmp_path / "s" / "runs.db", tmp_path / "jl"
+    autolog.enable(backend=[f"sqlite:///{db}", f"jsonl:{jl}", dead], flush_interval=0.05, shutdown_timeout=20)
+    started = time.monotonic()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with autolog.start_run("fan", experiment="exp-dead") as run:
+            autolog.log_params({"lr": 0.1})
+            for step in range(50):
+                autolog.log_metrics({"loss": float(step)}, step=step)
+                if step % 10 == 0:
+                    time.sleep(0.1)  # several batches: every one after the first skips the resting store
+        assert autolog.flush(10)
+    assert time.monotonic() - started < 15
+    got = autolog.get_run(run.id)
+    assert got.status == "FINISHED" and got.params == {"lr": "0.1"}
+    assert [v for _, v, _ in autolog.get_metric_history(run.id, "loss")] == [float(s) for s in range(50)]
+    lines = [json.loads(line) for line in (jl / f"{run.id}.jsonl").read_text().splitlines()]
+    assert sum(line["type"] == "metric" for line in lines) == 50
+    assert autolog.session.writer().dropped() == {f"backend_error in {dead}": 53}  # start, param, 50 values, end
+    assert any(f"backend {dead} failed" in str(w.message) for w in caught)
+    assert dict(os.environ) == before  # MLflow's settings for the rest of the process: untouched
