@@ -112,26 +112,61 @@ def _export_run(src: Backend, dst: Backend, run: Run, summary: ExportSummary) ->
     if there is not None and run.status != RUNNING and there.status == run.status and there.end_time is not None:
         summary.runs_skipped += 1
         return
+    writer = _writer(dst)
+    # The destination holds keys as the writer rewrote them ('val loss?' -> 'val loss_' in MLflow): what is already
+    # there is looked up under those names, or a re-export would ask for keys the store refuses and re-send the rest.
+    names = _Names(writer, run)
     start = RunStart(run.id, run.experiment, run.name, run.start_time, run.parent_id, dict(run.tags))
     records: list[Record] = [(START, start)]
-    params = {k: v for k, v in run.params.items() if there is None or k not in there.params}
+    params = {k: v for k, v in run.params.items() if there is None or names.param(k) not in there.params}
     if params:
         records.append((PARAMS, run.id, params))
+    n_metrics = 0
     for key in run.metrics:
         history = src.get_metric_history(run.id, key)
-        have = len(_history(dst, run.id, key)) if there is not None else 0
+        have = len(_history(dst, run.id, names.metric(key))) if there is not None else 0
         records.extend((METRICS, run.id, step, ts, {key: value}) for step, value, ts in history[have:])
-        summary.metrics += max(0, len(history) - have)
+        n_metrics += max(0, len(history) - have)
+    n_artifacts = 0
     present = _artifacts(dst, run.id) if there is not None else []
     for path in _artifacts(src, run.id):
         if not any(p == path or p.startswith(path + "/") for p in present):
             records.append((ARTIFACT, run.id, _copy(path, src.download_artifact(run.id, path))))
-            summary.artifacts += 1
+            n_artifacts += 1
     if run.end_time is not None and run.status != RUNNING:
         records.append((END, RunEnd(run.id, run.status, run.end_time)))
-    _write(dst, records)
+    if there is not None and len(records) == 1:  # a run in progress with nothing new since the last export
+        summary.runs_skipped += 1
+        return
+    _write(writer, records)
+    summary.metrics += n_metrics
     summary.params += len(params)
+    summary.artifacts += n_artifacts
     summary.runs_copied += 1
+
+
+class _Names:
+    """A run's keys as the destination holds them: the names the export's own writer gives them (the same
+    ``KeySanitizer`` the store's writer used, fed the run's keys in the same order, so a collision suffix lands on the
+    same key)."""
+
+    def __init__(self, writer: Writer, run: Run) -> None:
+        self._clean = writer._keys()
+        for key in run.tags:  # the start record's order: the writer names them first
+            self.tag(key)
+        for key in run.params:
+            self.param(key)
+        for key in run.metrics:
+            self.metric(key)
+
+    def metric(self, key: str) -> str:
+        return key if self._clean is None else self._clean(key)
+
+    def param(self, key: str) -> str:
+        return key if self._clean is None else self._clean.params(key)
+
+    def tag(self, key: str) -> str:
+        return key if self._clean is None else self._clean.tags(key)
 
 
 def _history(dst: Backend, run_id: str, key: str) -> list[tuple[int, float, float]]:
@@ -168,10 +203,14 @@ def _copy(path: str, local: Path) -> Artifact:
     return Artifact(path, write)
 
 
-def _write(dst: Backend, records: list[Record]) -> None:
-    """Through the writer's own conversion, sanitising and splitting; a failure raises instead of dropping."""
+def _writer(dst: Backend) -> Writer:
+    """The writer's own conversion, sanitising and splitting, on this thread; a failure raises instead of dropping."""
     writer = Writer(lambda: dst, sync=True, max_retries=3)
     writer.on_failure = _raise
+    return writer
+
+
+def _write(writer: Writer, records: list[Record]) -> None:
     for i in range(0, len(records), CHUNK):
         writer._write(writer._build(records[i : i + CHUNK]))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,8 +12,9 @@ import pytest
 import autolog
 from autolog import cli
 from autolog.backends.sqlite import SqliteBackend
+from autolog.export import export
 from autolog.integrations.sklearn import _log as sklearn_log
-from autolog.records import Artifact, Metric, RunEnd, RunRecords
+from autolog.records import Artifact, Metric, RunEnd, RunRecords, RunStart
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow.tracking import MlflowClient  # noqa: E402
@@ -123,3 +125,55 @@ def test_export_failure_exits_1(
     dead = f"mlflow+http://127.0.0.1:{free_port()}"  # nothing listens there
     assert cli.main(["export", "--from", f"sqlite:///{db}", "--to", dead, "--quiet"]) == 1
     assert "1 FAILED" in capsys.readouterr().out
+
+
+def _live(src: str, run_id: str, steps: range, **more: object) -> None:
+    """Write a piece of a run still in progress into the source store, as a training process would."""
+    t0 = 1_700_000_000.0
+    metrics = [Metric(key, float(s), s, t0 + s) for s in steps for key in ("val loss?", "loss")]
+    SqliteBackend(src).write([RunRecords(run_id, metrics=metrics, **more)])  # type: ignore[arg-type]
+
+
+def _find(client: MlflowClient, autolog_id: str) -> Any:
+    exp = client.get_experiment_by_name("exp-reexport")
+    (found,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`autolog.run_id` = '{autolog_id}'")
+    return found
+
+
+@pytest.mark.parametrize("store", ["server", "file"])
+def test_reexport_of_a_run_with_rewritten_keys_sends_only_what_is_new(
+    store: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow holds 'val loss?' as 'val loss_': a re-export looks it up under that name. Asked under the source key,
+    the file store refuses the request (the run's end never reached MLflow) and a server finds nothing, so every value
+    and the rewritten param were sent again and counted again."""
+    if store == "file":
+        monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+        tracking = f"file:{tmp_path / 'mlruns'}"
+    else:
+        tracking = request.getfixturevalue("mlflow_uri")
+    src, dst = f"sqlite:///{tmp_path / 'runs.db'}", f"mlflow+{tracking}"
+    run_id = "d" * 32
+    start = RunStart(run_id, "exp-reexport", "live", 1_700_000_000.0)
+    _live(src, run_id, range(3), start=start, params={"lr (init)": "0.1"})
+    first = export(src, dst, progress=False)
+    assert first.ok and (first.runs_copied, first.metrics, first.params) == (1, 6, 1), first
+
+    _live(src, run_id, range(3, 5), params={"b": "2"})
+    again = export(src, dst, progress=False)
+    assert again.ok, again
+    assert (again.runs_copied, again.metrics, again.params) == (1, 4, 1), again  # only the new values and param
+
+    _live(src, run_id, range(0), end=RunEnd(run_id, "FINISHED", 1_700_000_100.0))
+    ended = export(src, dst, progress=False)
+    assert ended.ok and (ended.runs_copied, ended.metrics, ended.params) == (1, 0, 0), ended
+    assert str(export(src, dst, progress=False)).startswith("exported 0 run(s)")
+
+    client = MlflowClient(tracking)
+    mrun = _find(client, run_id)
+    assert mrun.info.status == "FINISHED" and mrun.info.end_time == 1_700_000_100_000
+    assert mrun.data.params == {"lr _init_": "0.1", "b": "2"}
+    for key in ("val loss_", "loss"):
+        assert [(m.step, m.value) for m in client.get_metric_history(mrun.info.run_id, key)] == [
+            (s, float(s)) for s in range(5)
+        ]
