@@ -6,9 +6,10 @@ The usual trip is from the embedded store into MLflow::
 
 Safe to re-run: a run already complete in the destination (same status, ended) is skipped; a run partly there
 (an interrupted export, a run still going) gets only what is missing — for each metric, the values after those the
-destination already holds; params, tags and artifacts not yet there. Runs keep their ids (MLflow: the
-``autolog.run_id`` tag), times, parents, and every metric's step and timestamp. A model saved by autolog becomes an
-MLflow model on the way when its framework is installed.
+destination already holds (under the names the destination gave the keys); params and artifacts not yet there,
+tags not yet there or changed since. Runs keep their ids (MLflow: the ``autolog.run_id`` tag), times, parents, and
+every metric's step and timestamp. A model saved by autolog becomes an MLflow model on the way when its framework is
+installed.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from typing import Any
 
 from autolog.backends import open_backend
 from autolog.backends.base import Backend, RunNotFound
+from autolog.backends.mlflow import JOIN_TAG
 from autolog.models import META_FILE, load_from_dir
 from autolog.records import RUNNING, Artifact, ModelArtifact, Run, RunEnd, RunStart
-from autolog.writer import ARTIFACT, END, METRICS, PARAMS, START, Record, Writer
+from autolog.writer import ARTIFACT, END, METRICS, PARAMS, START, TAGS, Record, Writer
 
 CHUNK = 2000  # records per write, before the destination's own limits split further
 
@@ -121,6 +123,11 @@ def _export_run(src: Backend, dst: Backend, run: Run, summary: ExportSummary) ->
     params = {k: v for k, v in run.params.items() if there is None or names.param(k) not in there.params}
     if params:
         records.append((PARAMS, run.id, params))
+    if there is not None:  # a run found again takes no tags from its start record: send those new or changed
+        # (JOIN_TAG names a user's MLflow run to join, never a tag the destination keeps)
+        tags = {k: v for k, v in run.tags.items() if k != JOIN_TAG and there.tags.get(names.tag(k)) != names.text(v)}
+        if tags:
+            records.append((TAGS, run.id, tags))
     n_metrics = 0
     for key in run.metrics:
         history = src.get_metric_history(run.id, key)
@@ -148,10 +155,11 @@ def _export_run(src: Backend, dst: Backend, run: Run, summary: ExportSummary) ->
 class _Names:
     """A run's keys as the destination holds them: the names the export's own writer gives them (the same
     ``KeySanitizer`` the store's writer used, fed the run's keys in the same order, so a collision suffix lands on the
-    same key)."""
+    same key) and tag values as the writer cuts them."""
 
     def __init__(self, writer: Writer, run: Run) -> None:
         self._clean = writer._keys()
+        self._max_tag = writer.backend.limits.max_tag_value_length
         for key in run.tags:  # the start record's order: the writer names them first
             self.tag(key)
         for key in run.params:
@@ -167,6 +175,9 @@ class _Names:
 
     def tag(self, key: str) -> str:
         return key if self._clean is None else self._clean.tags(key)
+
+    def text(self, value: str) -> str:
+        return value if self._max_tag is None else value[: self._max_tag]
 
 
 def _history(dst: Backend, run_id: str, key: str) -> list[tuple[int, float, float]]:

@@ -177,3 +177,19 @@ def test_reexport_of_a_run_with_rewritten_keys_sends_only_what_is_new(
         assert [(m.step, m.value) for m in client.get_metric_history(mrun.info.run_id, key)] == [
             (s, float(s)) for s in range(5)
         ]
+
+
+def test_reexport_of_a_run_in_progress_sends_tags_new_or_changed_since(mlflow_uri: str, tmp_path: Path) -> None:
+    """An MLflow run found again takes no tags from the start record: tags set after the first export, or changed
+    since, must travel on their own."""
+    src, dst = f"sqlite:///{tmp_path / 'runs.db'}", f"mlflow+{mlflow_uri}"
+    run_id = "e" * 32
+    start = RunStart(run_id, "exp-reexport", "tagged", 1_700_000_000.0, tags={"stage": "warmup", "odd tag?": "a"})
+    _live(src, run_id, range(2), start=start)
+    assert export(src, dst, progress=False).ok
+
+    _live(src, run_id, range(2, 3), tags={"later": "yes", "stage": "main", "odd tag?": "b"})
+    assert export(src, dst, progress=False).ok
+    tags = _find(MlflowClient(mlflow_uri), run_id).data.tags
+    assert (tags.get("later"), tags.get("stage"), tags.get("odd tag_")) == ("yes", "main", "b")
+    assert "odd tag?" not in tags and tags["autolog.run_id"] == run_id
