@@ -244,6 +244,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         raise CliError("this build of autolog has no spool to sync") from None
     summary = spool.sync(args.backend)
     print(summary)
+    if summary.failed:  # a script or a cron job must see that records are still waiting
+        raise CliError(f"{len(summary.failed)} journal(s) could not be sent and were kept; run autolog sync again")
     return 0
 
 

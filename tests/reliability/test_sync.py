@@ -45,6 +45,8 @@ def test_a_journal_for_a_memory_store_needs_a_backend_and_is_kept_until_then(tmp
     child.wait(30)
     refused = sync(tmp_path)
     assert "1 failed and were kept" in refused.stdout and "pass --backend" in refused.stdout, refused.stdout
+    assert refused.returncode == 2  # records still waiting: a script or a cron job must see it
+    assert refused.stderr.startswith("autolog: 1 journal(s) could not be sent") and refused.stderr.count("\n") == 1
     uri = f"sqlite:///{tmp_path / 'rescued.db'}"
     sent = sync(tmp_path, "--backend", uri)
     assert "sent 1001 records from 1 journal(s)" in sent.stdout, sent.stdout  # the run's start and 1,000 metrics
