@@ -16,6 +16,7 @@ named by its id or by a unique prefix of it. Errors are one line on stderr with 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import math
 import runpy
@@ -242,7 +243,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         from autolog import spool  # type: ignore[attr-defined]
     except ImportError:
         raise CliError("this build of autolog has no spool to sync") from None
-    summary = spool.sync(args.backend)
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow's "View run ..." lines: stdout is our summary only
+        summary = spool.sync(args.backend)
     print(summary)
     if summary.failed:  # a script or a cron job must see that records are still waiting
         raise CliError(f"{len(summary.failed)} journal(s) could not be sent and were kept; run autolog sync again")
@@ -253,7 +255,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from autolog import export
 
     try:
-        summary = export.export(args.source, args.dest, args.runs or None, progress=not args.quiet)
+        with contextlib.redirect_stdout(sys.stderr):  # MLflow's "View run ..." lines: stdout is our summary only
+            summary = export.export(args.source, args.dest, args.runs or None, progress=not args.quiet)
     except (ValueError, FileNotFoundError, RunNotFound) as exc:
         raise CliError(str(exc)) from None
     print(summary)

@@ -79,6 +79,8 @@ def test_export_sqlite_to_mlflow_idempotent(
     assert cli.main(["export", "--from", src, "--to", dst]) == 0
     out = capsys.readouterr()
     assert "exported 3 run(s)" in out.out and "0 already there" in out.out
+    assert len(out.out.splitlines()) == 1  # the summary only: MLflow's "View run ..." lines go to stderr
+    assert "View run" in out.err
     assert "run" in out.err  # the tqdm bar
 
     client = MlflowClient(mlflow_uri)
