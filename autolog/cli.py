@@ -19,6 +19,8 @@ import argparse
 import contextlib
 import datetime as dt
 import math
+import os
+import re
 import runpy
 import shutil
 import sys
@@ -145,6 +147,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
+    if args.plot:
+        _check_plot_target(Path(args.plot))  # before any output: a bad path is known without reading the store
     backend = _backend(args)
     run = _find(backend, args.run)
     history = backend.get_metric_history(run.id, args.key)
@@ -158,7 +162,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
-def plot(history: list[tuple[int, float, float]], key: str, run: Run, path: Path) -> None:
+def _pyplot() -> Any:
     try:
         import matplotlib
 
@@ -166,6 +170,24 @@ def plot(history: list[tuple[int, float, float]], key: str, run: Run, path: Path
         import matplotlib.pyplot as plt
     except ImportError:
         raise CliError("--plot needs matplotlib: pip install 'autolog-ml[plot]'") from None
+    return plt
+
+
+def _check_plot_target(path: Path) -> None:
+    """A folder that does not exist or a format matplotlib cannot write is a one-line error, not its traceback."""
+    if not path.parent.is_dir():
+        raise CliError(f"--plot {path}: no folder {path.parent} (create it first)")
+    plt = _pyplot()
+    fig = plt.figure()
+    formats = fig.canvas.get_supported_filetypes()
+    plt.close(fig)
+    suffix = path.suffix[1:].lower()
+    if suffix and suffix not in formats:
+        raise CliError(f"--plot {path}: matplotlib cannot write .{suffix} files (it can: {', '.join(sorted(formats))})")
+
+
+def plot(history: list[tuple[int, float, float]], key: str, run: Run, path: Path) -> None:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot([s for s, _, _ in history], [v for _, v, _ in history], marker="." if len(history) < 60 else None)
     ax.set_xlabel("step")
@@ -173,8 +195,12 @@ def plot(history: list[tuple[int, float, float]], key: str, run: Run, path: Path
     ax.set_title(f"{key} — {run.name} ({run.id[:8]})")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as exc:  # not writable, a folder removed meanwhile
+        raise CliError(f"--plot {path}: {exc}") from None
+    finally:
+        plt.close(fig)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -257,6 +283,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         with contextlib.redirect_stdout(sys.stderr):  # MLflow's "View run ..." lines: stdout is our summary only
             summary = export.export(args.source, args.dest, args.runs or None, progress=not args.quiet)
+    except export.NoStore as exc:
+        raise CliError(f"{exc} (nothing logged there yet? check --from URI)") from None
     except (ValueError, FileNotFoundError, RunNotFound) as exc:
         raise CliError(str(exc)) from None
     print(summary)
@@ -271,23 +299,23 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", parents=[common], help="a table of runs, newest first")
     p.add_argument("--experiment")
     p.add_argument("--limit", type=int, default=50)
-    p.set_defaults(fn=cmd_runs)
+    p.set_defaults(fn=cmd_runs, reads=True)
     p = sub.add_parser("show", parents=[common], help="everything about one run")
     p.add_argument("run")
-    p.set_defaults(fn=cmd_show)
+    p.set_defaults(fn=cmd_show, reads=True)
     p = sub.add_parser("metrics", parents=[common], help="a metric's values, step by step")
     p.add_argument("run")
     p.add_argument("key")
     p.add_argument("--plot", metavar="FILE.png", help="draw the curve (needs matplotlib)")
-    p.set_defaults(fn=cmd_metrics)
+    p.set_defaults(fn=cmd_metrics, reads=True)
     p = sub.add_parser("compare", parents=[common], help="params and last metrics of runs side by side")
     p.add_argument("runs", nargs="+")
-    p.set_defaults(fn=cmd_compare)
+    p.set_defaults(fn=cmd_compare, reads=True)
     p = sub.add_parser("artifacts", parents=[common], help="list a run's artifacts, or get one (a model) on disk")
     p.add_argument("run")
     p.add_argument("path", nargs="?", help="one artifact, as listed (e.g. model)")
     p.add_argument("--to", metavar="DIR", help="copy the artifact into DIR")
-    p.set_defaults(fn=cmd_artifacts)
+    p.set_defaults(fn=cmd_artifacts, reads=True)
     p = sub.add_parser("run", parents=[common], help="run a Python script with autologging on")
     p.add_argument("--experiment")
     p.add_argument("script")
@@ -304,19 +332,79 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+# A read from a tracking server that is down fails in seconds instead of MLflow's ~4 minutes of retries (7, with
+# back-off, and a 120 s timeout each). Only for this process's read commands: set where MLflow reads them at each
+# request, never by the library (a training process keeps MLflow's patience), and a value the user set wins.
+READ_PATIENCE = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if getattr(args, "reads", False):
+        for name, value in READ_PATIENCE.items():
+            os.environ.setdefault(name, value)
+    if args.fn is cmd_run:  # the user's script: its exceptions and output are its own, as under ``python script.py``
+        return _run_command(args)
+    try:
+        code = _run_command(args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is seen while it can still be handled
+        return code
+    except BrokenPipeError:  # ``autolog runs | head``: the reader has what it wanted; stop quietly, as Unix tools do
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool the pipe stopped
+    except Exception as exc:
+        message = _store_error(exc)
+        if message is None:
+            raise
+        return _fail(message)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         return int(args.fn(args))
-    except CliError as exc:
-        print(f"autolog: {exc}", file=sys.stderr)
-        return 2
-    except RunNotFound as exc:
-        print(f"autolog: {exc}", file=sys.stderr)
-        return 2
+    except (CliError, RunNotFound) as exc:
+        return _fail(str(exc))
     except NotImplementedError as exc:  # a write-only store (TensorBoard): say so, not a traceback
-        print(f"autolog: {exc} (a write-only store; read it with its own tools)", file=sys.stderr)
-        return 2
+        return _fail(f"{exc} (a write-only store; read it with its own tools)")
+
+
+def _fail(message: str) -> int:
+    """One line on stderr, exit code 2. Messages made for the library's warnings start with 'autolog: ' already."""
+    lines = message.strip().splitlines() or ["failed"]
+    text = lines[0].removeprefix("autolog: ")
+    print(f"autolog: {text}", file=sys.stderr)
+    return 2
+
+
+def _store_error(exc: Exception) -> str | None:
+    """A store that cannot be read or written (a server down, a store MLflow refuses, a file not there): the line to
+    show instead of a traceback, or None for an error of ours, which keeps its traceback."""
+    errors = sys.modules.get("mlflow.exceptions")
+    mlflow_error = getattr(errors, "MlflowException", None)
+    if isinstance(mlflow_error, type) and isinstance(exc, mlflow_error):
+        text = str(getattr(exc, "message", exc))
+        if "MLFLOW_ALLOW_FILE_STORE" in text:
+            return (
+                "MLflow refuses its file store (mlflow+file:, ./mlruns) unless MLFLOW_ALLOW_FILE_STORE=true is set: "
+                "set it, or use an MLflow SQLite store (mlflow+sqlite:///mlflow.db)"
+            )
+        down = re.match(r"API request to (\S+?)/api/\S* failed with exception", text)
+        if down:
+            reason = re.findall(r"\[Errno -?\d+\] [^'\")]+|Read timed out|timed out", text)
+            why = f" ({reason[-1].strip()})" if reason else ""
+            return (
+                f"the MLflow tracking server at {down.group(1)} does not answer{why}; is it running? "
+                "(MLFLOW_HTTP_REQUEST_MAX_RETRIES and MLFLOW_HTTP_REQUEST_TIMEOUT set how long to wait)"
+            )
+        return f"MLflow: {text}"
+    if isinstance(exc, OSError):  # a connection refused, a file not readable: about the store, not a bug of ours
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 if __name__ == "__main__":

@@ -58,9 +58,17 @@ class ExportSummary:
         return line
 
 
+class NoStore(FileNotFoundError):
+    """The source is a file store that does not exist: a mistyped path, not an empty store with 0 runs to export."""
+
+
 def export(src_uri: str, dst_uri: str, run_ids: Sequence[str] | None = None, progress: bool = True) -> ExportSummary:
     """Copy runs (all, or those named by id or unique id prefix) from ``src_uri`` into ``dst_uri``."""
-    src, dst = open_backend(src_uri), open_backend(dst_uri)
+    src = open_backend(src_uri)
+    path = getattr(src, "path", None)  # checked before anything reads it: a read could create an empty store there
+    if isinstance(path, Path) and not path.exists():
+        raise NoStore(f"no autolog store at {path}")
+    dst = open_backend(dst_uri)
     summary = ExportSummary(src.uri, dst.uri)
     runs = _select(src, run_ids)
     runs.sort(key=lambda r: (r.start_time, r.parent_id is not None))  # parents first: children can point at them

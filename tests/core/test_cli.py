@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -82,14 +83,73 @@ def test_compare_marks_what_differs(store: tuple[Path, list[str]]) -> None:
         (["metrics", "doesnotexist", "loss"], "no run 'doesnotexist'"),
         (["runs", "--backend", "bogus://x"], "unknown backend scheme 'bogus'"),
         (["artifacts", "abc", "--backend", "tensorboard:./tb"], "cannot read runs (a write-only store"),
+        (["metrics", "{run}", "loss", "--plot", "nodir/loss.png"], "--plot nodir/loss.png: no folder nodir"),
+        (["metrics", "{run}", "loss", "--plot", "loss.foo"], "matplotlib cannot write .foo files (it can: "),
+        (["export", "--from", "sqlite:///nonexist.db", "--to", "jsonl:./jx"], "no autolog store at nonexist.db"),
     ],
 )
 def test_errors_are_one_line_and_exit_2(store: tuple[Path, list[str]], args: list[str], message: str) -> None:
-    cwd, _ = store
-    proc = cli(*args, cwd=cwd)
+    cwd, ids = store
+    if "--plot" in args:
+        pytest.importorskip("matplotlib")
+    proc = cli(*(a.replace("{run}", ids[0]) for a in args), cwd=cwd)
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith("autolog: ") and not proc.stderr.startswith("autolog: autolog:")
+    assert not (cwd / "nodir").exists() and not (cwd / "loss.foo").exists() and not (cwd / "nonexist.db").exists()
+
+
+def test_mlflow_file_store_without_its_variable_says_what_to_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mlflow")
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    proc = cli("show", "abc", "--backend", "mlflow+file:./mlruns", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "MLFLOW_ALLOW_FILE_STORE=true" in proc.stderr
+
+
+def test_a_tracking_server_that_is_down_is_a_one_line_error_in_seconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing listens on the port (a real refused connection). MLflow's own patience, 7 retries with back-off, is
+    about 4 minutes; the CLI's reads wait seconds. The variables are left unset, as a user's shell would have them."""
+    pytest.importorskip("mlflow")
+    from tests._mlflow_server import free_port
+
+    for name in (
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    url = f"http://127.0.0.1:{free_port()}"
+    began = time.monotonic()
+    proc = cli("runs", "--backend", f"mlflow+{url}", cwd=tmp_path)
+    assert time.monotonic() - began < 60
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert f"the MLflow tracking server at {url} does not answer" in proc.stderr
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(store: tuple[Path, list[str]]) -> None:
+    """``autolog runs | head -1``: made certain here by closing the pipe before the command writes."""
+    cwd, _ = store
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "autolog", "runs"],
+            check=False,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert proc.stderr.decode() == "" and proc.returncode == 141
 
 
 def test_missing_store_is_a_one_line_error(tmp_path: Path) -> None:
