@@ -16,6 +16,7 @@ the framework's flavour (see ``_mlflow_models``), so ``mlflow.pyfunc.load_model(
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -423,6 +424,7 @@ def _bounded_client(tracking_uri: str | None) -> Any:
     or an MLflow whose REST store is laid out otherwise, gets MLflow's own client unchanged."""
     from mlflow.tracking import MlflowClient
 
+    _create_sqlite_whole(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
         from mlflow.store.tracking.rest_store import RestStore
@@ -435,6 +437,56 @@ def _bounded_client(tracking_uri: str | None) -> Any:
     except (ImportError, AttributeError):
         return client
     return client
+
+
+def _create_sqlite_whole(tracking_uri: str | None) -> None:
+    """A fresh MLflow SQLite database is built under a temporary name and put in place once complete.
+
+    MLflow builds one by running its whole migration history: ~10 s on a small machine. A short script that exits
+    within ``shutdown_timeout`` left it half built, and MLflow then refuses it for good ("table ... already
+    exists"), as does ``autolog sync``. Built aside, an exit part way leaves only the temporary file; the next
+    process builds the store again. ``os.link`` puts it in place without replacing a database another process made
+    meanwhile. Any surprise (another MLflow layout, a file system without links): MLflow builds it in place."""
+    import mlflow
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return
+    name = uri[len("sqlite:///") :].split("?", 1)[0]
+    if not name or name == ":memory:":
+        return
+    path = Path(name)
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(path)
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.building")
+    try:
+        from mlflow.tracking._tracking_service.utils import _get_sqlalchemy_store
+
+        store = _get_sqlalchemy_store(f"sqlite:///{aside}", None)  # the artifact root MLflow would give the path
+        store.engine.dispose()
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass  # another process put its store there first: that one is used
+    except Exception:  # noqa: BLE001 - MLflow builds it in place, as it would without us
+        return
+    finally:
+        with contextlib.suppress(OSError):
+            aside.unlink()
+
+
+def _remove_abandoned(path: Path) -> None:
+    """Half-built stores left aside by processes that died building them (killed: no ``finally`` ran)."""
+    for aside in path.parent.glob(f".{path.name}.*.building*"):  # with SQLite's -journal beside it
+        try:
+            os.kill(int(aside.name[len(path.name) + 2 :].split(".", 1)[0]), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                aside.unlink()
+        except (ValueError, OSError):
+            continue
 
 
 _BOUNDED: tuple[type, type] | None = None

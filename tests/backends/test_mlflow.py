@@ -207,6 +207,47 @@ def test_local_tracking_stores(scheme: str, tmp_path: Path, monkeypatch: pytest.
     ]
 
 
+def test_a_process_killed_while_mlflow_builds_a_fresh_sqlite_store_leaves_no_broken_database(tmp_path: Path) -> None:
+    """MLflow builds a new SQLite store through its whole migration history (~10 s here). A process that died part
+    way (killed, or a script exiting within its shutdown_timeout) used to leave it half built, refused by MLflow from
+    then on ("table ... already exists"). Now the store is built aside and put in place once whole: the next
+    process finds none, builds it, and ``autolog sync`` sends what waited in the spool."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import autolog\n"
+        "autolog.enable(backend='mlflow+sqlite:///ml.db', experiment='fresh')\n"
+        "with autolog.start_run('r'):\n"
+        "    autolog.log_metrics({'loss': 1.0}, step=0)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env={**os.environ, "AUTOLOG_TESTING": ""})
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("*ml.db*")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(1.0)  # into MLflow's migrations
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    done = _python(tmp_path, "-m", "autolog", "runs", "--backend", "mlflow+sqlite:///ml.db")
+    assert done.returncode == 0 and "no runs yet" in done.stdout, done.stderr[-2000:]
+    assert not list(tmp_path.glob(".ml.db.*"))  # the killed process's half-built store was removed
+    assert "sent" in _python(tmp_path, "-m", "autolog", "sync").stdout
+    client = MlflowClient(f"sqlite:///{tmp_path / 'ml.db'}")
+    (found,) = client.search_runs([client.get_experiment_by_name("fresh").experiment_id])
+    assert [(m.step, m.value) for m in client.get_metric_history(found.info.run_id, "loss")] == [(0, 1.0)]
+
+
+def _python(folder: Path, *args: str) -> Any:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "AUTOLOG_TESTING": ""}
+    return subprocess.run(
+        [sys.executable, *args], check=False, cwd=folder, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
 def test_server_killed_mid_run_every_metric_arrives_in_order_once(
     mlflow_server: Any, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
