@@ -404,6 +404,9 @@ def _store_error(exc: Exception) -> str | None:
         return f"MLflow: {text}"
     if isinstance(exc, OSError):  # a connection refused, a file not readable: about the store, not a bug of ours
         return f"{type(exc).__name__}: {exc}"
+    sql_error = getattr(sys.modules.get("sqlalchemy.exc"), "SQLAlchemyError", None)
+    if isinstance(sql_error, type) and isinstance(exc, sql_error):  # an MLflow SQL store it cannot read
+        return f"the MLflow database cannot be read: {type(exc).__name__}: {str(exc).splitlines()[0]}"
     return None
 
 

@@ -110,6 +110,20 @@ def test_mlflow_file_store_without_its_variable_says_what_to_set(
     assert len(proc.stderr.strip().splitlines()) == 1 and "MLFLOW_ALLOW_FILE_STORE=true" in proc.stderr
 
 
+def test_an_mlflow_database_mlflow_cannot_read_is_a_one_line_error(tmp_path: Path) -> None:
+    """A real SQLite file whose tables clash with MLflow's (as a store left half built did): SQLAlchemy's error, said
+    in one line, not its traceback. (MLflow's own INFO lines about its tables may come before it.)"""
+    pytest.importorskip("mlflow")
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "ml.db") as db:
+        db.execute("CREATE TABLE logged_models (x INTEGER)")
+    proc = cli("runs", "--backend", "mlflow+sqlite:///ml.db", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("autolog: the MLflow database cannot be read: OperationalError") and "already exists" in last
+
+
 def test_a_tracking_server_that_is_down_is_a_one_line_error_in_seconds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
