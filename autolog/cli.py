@@ -26,7 +26,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from autolog.backends import open_backend
 from autolog.backends.base import Backend, RunNotFound
@@ -291,10 +291,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line with exit code 2, as every other error (argparse prints its usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"autolog: {message} (see: {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--backend", help="store URI (default: AUTOLOG_BACKEND or sqlite:///autolog-runs/runs.db)")
-    top = argparse.ArgumentParser(prog="autolog", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    top = _Parser(prog="autolog", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = top.add_subparsers(dest="command", required=True)
     p = sub.add_parser("runs", parents=[common], help="a table of runs, newest first")
     p.add_argument("--experiment")

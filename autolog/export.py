@@ -72,12 +72,16 @@ def export(src_uri: str, dst_uri: str, run_ids: Sequence[str] | None = None, pro
     summary = ExportSummary(src.uri, dst.uri)
     runs = _select(src, run_ids)
     runs.sort(key=lambda r: (r.start_time, r.parent_id is not None))  # parents first: children can point at them
+    errors: list[Exception] = []
     for run in _progress(runs, progress, f"export to {dst.uri}"):
         try:
             _export_run(src, dst, run, summary)
         except Exception as exc:  # noqa: BLE001 - one bad run must not stop the others; reported in the summary
             summary.failed[run.id] = repr(exc)
+            errors.append(exc)
     dst.close()
+    if errors and len(errors) == len(runs):
+        raise errors[0]  # not one run went (a server down, a store refused): the error, not a summary of failures
     return summary
 
 

@@ -139,7 +139,7 @@ def report_drops(current: Writer) -> None:
     if dropped and dropped != _reported:
         new = {k: v - _reported.get(k, 0) for k, v in dropped.items() if v != _reported.get(k, 0)}
         _reported.update(dropped)
-        detail = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(new.items()))
+        detail = ", ".join(f"{n} {_reason_text(reason)}" for reason, n in sorted(new.items()))
         _errors.warn(f"autolog: {sum(new.values())} records were not stored ({detail}); see the warnings above")
 
 
@@ -149,7 +149,7 @@ def drop_report() -> str | None:
     dropped = current.dropped() if current is not None else {}
     if not dropped:
         return None
-    detail = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(dropped.items()))
+    detail = ", ".join(f"{n} {_reason_text(reason)}" for reason, n in sorted(dropped.items()))
     return f"autolog: {sum(dropped.values())} records were not stored ({detail})"
 
 
@@ -225,3 +225,9 @@ def reset_for_tests() -> None:
         _writer = None
         _enabled = False
         _reported.clear()
+
+
+def _reason_text(reason: str) -> str:
+    """``param_changed in mlflow+file:/my_runs`` -> ``param changed in mlflow+file:/my_runs``: words, not the URI."""
+    words, sep, where = reason.partition(" in ")
+    return words.replace("_", " ") + sep + where

@@ -311,6 +311,21 @@ def test_a_changed_param_is_warned_and_left_out_and_the_run_goes_on(mlflow_uri: 
     assert autolog.session.writer().dropped() == {"param_changed": 2}
 
 
+def test_the_drop_report_names_a_fanout_store_by_its_uri_as_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report turns reasons into words (param_changed -> param changed), never the store's URI after them."""
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    store = f"mlflow+file:{tmp_path / 'my_mlruns'}"
+    autolog.enable(backend=[f"sqlite:///{tmp_path / 'runs.db'}", store], flush_interval=60)
+    with autolog.start_run("r"), pytest.warns(autolog.AutologWarning):
+        autolog.log_params({"lr": 0.1})
+        assert autolog.flush(30)
+        autolog.log_params({"lr": 0.2})
+        assert autolog.flush(30)
+    assert autolog.session.drop_report() == f"autolog: 1 records were not stored (1 param changed in {store})"
+
+
 def test_a_param_changed_within_one_batch_is_seen_as_across_batches(mlflow_uri: str, tmp_path: Path) -> None:
     """Two ``log_params`` calls changing one param, written in ONE batch (the writer sleeps 60 s between batches;
     ``flush`` sends everything queued at once): MLflow keeps the first value, warns naming key and both values, and

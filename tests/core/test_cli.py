@@ -86,6 +86,8 @@ def test_compare_marks_what_differs(store: tuple[Path, list[str]]) -> None:
         (["metrics", "{run}", "loss", "--plot", "nodir/loss.png"], "--plot nodir/loss.png: no folder nodir"),
         (["metrics", "{run}", "loss", "--plot", "loss.foo"], "matplotlib cannot write .foo files (it can: "),
         (["export", "--from", "sqlite:///nonexist.db", "--to", "jsonl:./jx"], "no autolog store at nonexist.db"),
+        (["runs", "--limit", "abc"], "argument --limit: invalid int value: 'abc' (see: autolog runs --help)"),
+        (["metrics"], "the following arguments are required: run, key"),
     ],
 )
 def test_errors_are_one_line_and_exit_2(store: tuple[Path, list[str]], args: list[str], message: str) -> None:
@@ -145,6 +147,20 @@ def test_a_tracking_server_that_is_down_is_a_one_line_error_in_seconds(
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert f"the MLflow tracking server at {url} does not answer" in proc.stderr
+
+
+def test_an_export_to_a_tracking_server_that_is_down_is_a_one_line_error(store: tuple[Path, list[str]]) -> None:
+    """Not one run can go (nothing listens on the port): the store's error in one line, exit 2; not a summary of
+    per-run failures with exit 1."""
+    pytest.importorskip("mlflow")
+    from tests._mlflow_server import free_port
+
+    cwd, _ = store
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = cli("export", "--quiet", "--from", "sqlite:///autolog-runs/runs.db", "--to", f"mlflow+{url}", cwd=cwd)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert f"the MLflow tracking server at {url} does not answer" in proc.stderr and proc.stdout == ""
 
 
 def test_a_reader_that_stops_early_ends_the_command_quietly(store: tuple[Path, list[str]]) -> None:
