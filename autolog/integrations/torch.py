@@ -214,6 +214,7 @@ def _backward_wrapper(tensor_type: Any) -> Any:
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         result = wrapped(*args, **kwargs)
         if len(pending) == 1:  # the common case: the step's one torch.nn loss is its loss; this scalar is not needed
+            backward.append(None)  # (but the call is counted: accumulated gradients are several calls)
             return result
         tensor: Any = args[0] if args else kwargs.get("tensors")
         if (
@@ -446,9 +447,8 @@ def _losses() -> dict[str, Any]:
         backward.clear()
         return {"loss": pending.pop()[1]}
     if not pending:  # no torch.nn loss: the scalar(s) backward() was called on, if any
-        if not backward:
-            return {}
-        return {"loss": _backward_total()}
+        total = _backward_total()
+        return {} if total is None else {"loss": total}
     by_name: dict[str, list[Any]] = {}
     for name, tensor in pending:
         by_name.setdefault(name, []).append(tensor)
@@ -457,18 +457,24 @@ def _losses() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, tensors in by_name.items():
         out["loss" if single else f"loss/{name}"] = tensors[0] if len(tensors) == 1 else _Mean(tensors)
-    if not single and backward:  # several kinds: their total, as minimised
-        out["loss"] = _backward_total()
+    if (not single or len(backward) == 1) and (total := _backward_total()) is not None:
+        # Several kinds: their total, as minimised. One kind computed several times with ONE backward() over them
+        # (a GAN discriminator's real + fake terms, auxiliary heads): that scalar is the objective, not their mean
+        # (the mean is for gradients accumulated over several backward() calls).
+        out["loss"] = total
     backward.clear()
     return out
 
 
 def _backward_total() -> Any:
-    """The step's backward() scalars (the mean when several: accumulated gradients); empties them."""
+    """The step's backward() scalars (the mean when several: accumulated gradients), None when none was kept (each
+    call had the step's one torch.nn loss); empties them."""
     backward = _loop.backward
-    tensors = [t.reshape(()) for t in backward]
+    tensors = [t.reshape(()) for t in backward if t is not None]
     backward.clear()
     _loop.scaled = None
+    if not tensors:
+        return None
     return tensors[0] if len(tensors) == 1 else _Mean(tensors)
 
 

@@ -385,6 +385,24 @@ def test_a_loss_computed_inside_torch_compile_is_logged(memory_store: MemoryBack
     assert run.params["model_class"] == f"{Net.__module__}:Net"
 
 
+def test_one_loss_function_computed_twice_under_one_backward_logs_their_sum(memory_store: MemoryBackend) -> None:
+    """A GAN discriminator's objective: the same loss on real and on fake samples, summed, one backward(). The
+    loss is that sum, as minimised; a mean is for gradients accumulated over several backward() calls."""
+    model, opt = net_and_sgd()
+    sums = []
+    for x, y in make_loader():
+        opt.zero_grad()
+        real = torch.nn.functional.cross_entropy(model(x), y)
+        fake = torch.nn.functional.cross_entropy(model(-x), 1 - y)
+        (real + fake).backward()
+        opt.step()
+        sums.append((real + fake).item())
+    autolog.end_run()
+    run = only_run(memory_store)
+    assert [s for s, _ in history(run.id, "loss")] == [0, 1, 2]
+    assert [v for _, v in history(run.id, "loss")] == pytest.approx(sums, rel=1e-6)
+
+
 def test_losses_of_torchs_tracing_passes_are_not_logged(memory_store: MemoryBackend) -> None:
     # torch.compile's passes run the model and its loss on fake tensors (values that never exist), and not every
     # pass sets is_compiling(): on a GPU, inductor's did, and its fake loss was averaged into the first real one.
