@@ -139,6 +139,16 @@ def active_run() -> ActiveRun | None:
     return _ambient if _ambient is not None and not _ambient.ended else None
 
 
+PLAIN_LOOP = "plain_loop"  # in ActiveRun.state: the plain-torch integration's own run, spanning the script
+
+
+def run_to_join() -> ActiveRun | None:
+    """The active run a framework's fit joins: any, except a plain training loop's own run (it spans the script,
+    ambient; a Keras or Lightning fit after the loop is a run of its own, as it would be without the loop)."""
+    run = active_run()
+    return None if run is not None and run.state.get(PLAIN_LOOP) else run
+
+
 def new_run(
     name: str | None = None,
     *,

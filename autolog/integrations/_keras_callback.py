@@ -92,7 +92,7 @@ class AutologCallback(keras.callbacks.Callback):
 
     def _open_own_run(self, exclusive: bool) -> None:
         self.owns_run = False  # a callback reused for another fit decides afresh
-        active = runs.active_run()
+        active = runs.run_to_join()
         if active is not None and not (exclusive and active.user_started):
             self.run = active
             return

@@ -143,7 +143,7 @@ def _start_fit(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[
     if user_callbacks is None or any(isinstance(cb, kc.AutologCallback) for cb in user_callbacks):
         return None  # the user's own AutologCallback logs (or a CallbackList we must not rebuild: warned)
     opts = session.options()
-    active = runs.active_run()
+    active = runs.run_to_join()
     owned = active is None or (opts.exclusive and active.user_started)
     run = None if owned else active
     # params before anything is started: a failure here leaves no run open and no context changed
@@ -300,7 +300,7 @@ def _start_evaluate(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: 
     """``evaluate`` logs ``eval_<name>`` into the run that is active, else the run of this model's last fit."""
     from autolog.integrations import _keras_callback as kc
 
-    run = runs.active_run() or kc.run_of(instance)
+    run = runs.run_to_join() or kc.run_of(instance)
     if run is None:
         return None
     signature = inspect.signature(wrapped)

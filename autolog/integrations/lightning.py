@@ -178,6 +178,11 @@ def _module_of(trainer: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> A
 _fit_runs: weakref.WeakKeyDictionary[Any, runs.ActiveRun] = weakref.WeakKeyDictionary()
 
 
+def _remember_fit(module: Any, run: runs.ActiveRun | None) -> None:
+    if module is not None and run is not None:
+        _fit_runs[module] = run
+
+
 def _fit_run(module: Any) -> runs.ActiveRun | None:
     try:
         return _fit_runs.get(module)
@@ -294,7 +299,7 @@ def _build(package: str) -> tuple[type, type]:
                         self._state = state = logger._state
                         break
             if state.run is None and state.owner is None:
-                run = runs.active_run()
+                run = runs.run_to_join()
                 if run is None:
                     module = getattr(trainer, "lightning_module", None)
                     state.run = _new_run(None if module is None else type(module).__name__)
@@ -311,7 +316,7 @@ def _build(package: str) -> tuple[type, type]:
             if state is None or state.run is None:
                 return
             if stage == "fit":
-                _errors.firewall("lightning:remember", _fit_runs.__setitem__, pl_module, state.run)
+                _errors.firewall("lightning:remember", _remember_fit, pl_module, state.run)
             elif _fit_run(pl_module) is state.run:
                 return  # a test / validate in its fit's run: the fit logged the settings (another trainer's differ)
             _errors.firewall("lightning:setup", _log_setup, state.run, trainer, pl_module)
@@ -536,7 +541,7 @@ def _starter(package: str) -> Any:
             return _Call(trainer, args, kwargs, None)
         callbacks = [cb for cb in trainer.callbacks if isinstance(cb, callback_cls)]
         loggers = [lg for lg in trainer.loggers if isinstance(lg, logger_cls)]
-        run = runs.active_run()
+        run = runs.run_to_join()
         opts = session.options()
         if run is None and getattr(wrapped, "__name__", "fit") != "fit":
             run = _errors.firewall("lightning:fit_run", lambda: _fit_run(_module_of(trainer, args, kwargs)))
@@ -546,6 +551,8 @@ def _starter(package: str) -> Any:
         else:
             state = _State(run, "joined")
         call = _Call(trainer, args, kwargs, state)
+        if getattr(wrapped, "__name__", "fit") == "fit":  # here too, not only at setup: a spawned fit sets up elsewhere
+            _errors.firewall("lightning:remember", _remember_fit, _module_of(trainer, args, kwargs), state.run)
         callback: Any = callbacks[0] if callbacks else callback_cls()
         logger: Any = loggers[0] if loggers else logger_cls(save_dir=trainer.default_root_dir)
         callback._state = logger._state = state

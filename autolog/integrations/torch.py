@@ -496,6 +496,7 @@ def _start(optimizer: Any) -> runs.ActiveRun:
     run = runs.active_run()
     if run is None or (session.options().exclusive and run.user_started):
         run = runs.new_run(_run_name(), tags={"autolog.integration": NAME})
+        run.state[runs.PLAIN_LOOP] = True  # a Keras or Lightning fit after the loop is a run of its own
         runs.set_ambient(run)
         loop.owned = True
     loop.run = run

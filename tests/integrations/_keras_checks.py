@@ -251,6 +251,31 @@ def a_plain_torch_loop_after_a_fit_logs_only_its_own_losses() -> None:
 
 
 @check
+def a_fit_after_a_plain_torch_loop_is_a_run_of_its_own() -> None:
+    """The plain loop's run spans the script; a Keras fit after it is not part of it (nor its losses the loop's)."""
+    try:
+        import torch
+    except ImportError:
+        raise Skip("needs torch") from None
+
+    store = enable()
+    net = torch.nn.Linear(6, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(net(torch.ones(4, 6)).squeeze(1), torch.zeros(4)).backward()
+        opt.step()
+    x, y = data(32)
+    history_ = model().fit(x, y, epochs=2, batch_size=8, verbose=0)
+    autolog.end_run()
+    by_integration = {r.tags.get("autolog.integration"): r for r in autolog.search_runs()}
+    assert sorted(by_integration) == ["keras", "torch"], by_integration
+    assert [s for s, _ in history(store, by_integration["torch"].id, "loss")] == [0, 1, 2]
+    keras_loss = history(store, by_integration["keras"].id, "loss")
+    np.testing.assert_allclose([v for _, v in keras_loss], history_.history["loss"], rtol=1e-5)
+
+
+@check
 def exclusive_gives_each_fit_its_own_run() -> None:
     enable(exclusive=True)
     x, y = data(32)

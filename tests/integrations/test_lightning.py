@@ -240,6 +240,22 @@ def test_the_users_learning_rate_monitor_is_not_doubled(memory_store: MemoryBack
     assert history(run.id, "lr-SGD") == rows  # the monitor's values, once each, as the user's logger got them
 
 
+def test_a_fit_after_a_plain_torch_loop_is_a_run_of_its_own(memory_store: MemoryBackend, tmp_path: Path) -> None:
+    """The plain loop's run spans the script (ambient); a Lightning fit after it is its own run, as without the loop."""
+    net = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(torch.ones(8, 4)), torch.zeros(8, dtype=torch.long)).backward()
+        opt.step()
+    trainer(tmp_path, max_epochs=1).fit(Module(), datamodule=Data())
+    autolog.end_run()
+    by_integration = {r.tags.get("autolog.integration"): r for r in autolog.search_runs()}
+    assert sorted(by_integration) == ["lightning", "torch"]
+    assert by_integration["lightning"].name == "Module" and "train_loss" not in by_integration["torch"].metrics
+    assert [s for s, _ in history(by_integration["torch"].id, "loss")] == [0, 1, 2]
+
+
 def test_test_after_fit_logs_into_the_fits_run(memory_store: MemoryBackend, tmp_path: Path) -> None:
     model = Module()
     trainer(tmp_path, max_epochs=1).fit(model, datamodule=Data())
@@ -353,6 +369,9 @@ SPAWN_SCRIPT = """
             with open(os.path.join("{root}", f"losses-{{self.global_rank}}.jsonl"), "a") as fh:
                 fh.write(json.dumps([self.global_step, loss.item()]) + "\\n")  # what the worker computed
             return loss
+        def test_step(self, batch, i):
+            x, y = batch
+            self.log("test_loss", torch.nn.functional.cross_entropy(self.net(x), y))
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
@@ -364,7 +383,10 @@ SPAWN_SCRIPT = """
         trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=2, strategy="{strategy}", logger=False,
                             enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
                             enable_checkpointing=False, default_root_dir="{root}")
-        trainer.fit(M(), loader)
+        model = M()
+        trainer.fit(model, loader)
+        if {test_after}:
+            trainer.test(model, loader, verbose=False)  # into the fit's run, also when the test is spawned anew
         if trainer.global_rank == 0:  # under "ddp" every rank runs this script
             store = autolog.session.backend()
             autolog.flush(10)
@@ -374,11 +396,12 @@ SPAWN_SCRIPT = """
 
 
 def _spawn_fit(
-    tmp_path: Path, enable: str, *, in_main: bool, strategy: str = "ddp_spawn"
+    tmp_path: Path, enable: str, *, in_main: bool, strategy: str = "ddp_spawn", test_after: bool = False
 ) -> tuple[subprocess.CompletedProcess[str], Any]:
     script = tmp_path / "spawn.py"
     top, main = ("", enable) if in_main else (enable, "")
     fields = {"enable_at_top": top, "enable_in_main": main, "root": tmp_path, "strategy": strategy}
+    fields["test_after"] = test_after
     text = textwrap.dedent(SPAWN_SCRIPT).format(**fields)
     script.write_text(text, encoding="utf-8")
     proc = subprocess.run(
@@ -407,6 +430,17 @@ def _worker_losses(tmp_path: Path, rank: int) -> list[tuple[int, float]]:
 def test_ddp_workers_log_rank_zero_values_into_one_run(
     tmp_path: Path, strategy: str, in_main: bool, store: str
 ) -> None:
+    _ddp_one_run(tmp_path, strategy, in_main, store, test_after=False)
+
+
+def test_a_spawned_test_after_a_spawned_fit_logs_into_the_fits_run(tmp_path: Path) -> None:
+    """The fit's workers set up in other processes: the parent remembers the module's run itself, so the test's own
+    spawn logs ``test_loss`` into it (it opened a second run before)."""
+    reader, run = _ddp_one_run(tmp_path, "ddp_spawn", False, "sqlite", test_after=True)
+    assert [step for step, _, _ in reader.get_metric_history(run.id, "test_loss")] == [4]
+
+
+def _ddp_one_run(tmp_path: Path, strategy: str, in_main: bool, store: str, *, test_after: bool) -> tuple[Any, Any]:
     """Lightning's DDP strategies, one run each, with rank 0's values. "ddp": the script runs once per rank and
     only rank 0 writes. "ddp_spawn": the parent's run receives rank 0's values, step by step, and the model; no
     worker opens a run of its own (before, rank 0 opened a second run). Under the main guard the workers never call
@@ -414,7 +448,8 @@ def test_ddp_workers_log_rank_zero_values_into_one_run(
     reach the store before the fit returns (before, they waited in its spool for the next `autolog sync`), and rank 1
     logs nothing (before, a sync added its values under the same steps)."""
     uri = f"jsonl:{tmp_path / 'runs'}" if store == "jsonl" else f"sqlite:///{tmp_path / 'runs.db'}"
-    proc, seen = _spawn_fit(tmp_path, f'autolog.enable(backend="{uri}")', in_main=in_main, strategy=strategy)
+    enable = f'autolog.enable(backend="{uri}")'
+    proc, seen = _spawn_fit(tmp_path, enable, in_main=in_main, strategy=strategy, test_after=test_after)
     sync = subprocess.run(
         [sys.executable, "-m", "autolog", "sync", "--backend", uri],
         capture_output=True,
@@ -434,6 +469,7 @@ def test_ddp_workers_log_rank_zero_values_into_one_run(
     assert run.params["optimizer"] == "SGD" and run.params["model_class"] == "__main__:M"  # not __mp_main__
     assert "model" in reader.list_artifacts(run.id)
     assert "autolog" not in proc.stderr  # no warning
+    return reader, run
 
 
 def test_ddp_spawn_with_a_store_in_memory_warns_and_keeps_one_run(tmp_path: Path) -> None:
