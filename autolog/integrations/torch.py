@@ -92,7 +92,6 @@ class _Loop:
         self.loader_passes: dict[int, int] = {}  # id(DataLoader) -> passes begun
         self.loaders: dict[int, weakref.ref[Any]] = {}  # id(DataLoader) -> the loader (a new one may reuse an id)
         self.last_loader: weakref.ref[Any] | None = None
-        self.pass_steps = 0  # optimizer steps since the last DataLoader pass began
         self.reset_run()
 
     def reset_run(self) -> None:
@@ -108,6 +107,7 @@ class _Loop:
         self.model: Any = None  # held until the run ends: its final weights are the run's model
         self.train_loader: int | None = None
         self.epoch = -1
+        self.epoch_base = 0  # passes of the train loader begun before this run's (a sweep's trials share a loader)
 
 
 _loop = _Loop()
@@ -249,11 +249,10 @@ def _scale_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: d
 # -- DataLoader passes ---------------------------------------------------------------------------------------------
 def _iter_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if _active():
-        if not _loop.pass_steps:
-            # The pass before had no optimizer step (a validation written without no_grad): its losses are not
-            # the training loss, which the next step would otherwise average them into.
-            _drop_losses()
-        _loop.pass_steps = 0
+        # Losses still waiting for a step when a pass begins are not the next step's: a validation pass written
+        # without no_grad (no step in it), or a training aborted between its loss and its step (an exception, a
+        # notebook cell interrupted) before the next training's first pass. The next step would average them in.
+        _drop_losses()
         key = id(instance)
         ref = _loop.loaders.get(key)
         if ref is None or ref() is not instance:  # a loader not seen before, perhaps where a freed one was
@@ -332,7 +331,6 @@ def _after_step(optimizer: Any, args: Any, kwargs: Any) -> None:
 
 def _on_step(optimizer: Any) -> None:
     loop = _loop
-    loop.pass_steps += 1
     run = loop.run
     if run is None or run.ended:
         if _rank() != 0:  # a distributed worker of another rank (torchrun, SLURM): one run per training, rank 0's
@@ -372,7 +370,7 @@ def _on_step(optimizer: Any) -> None:
             lr = lr.detach().clone()  # a tensor lr is updated in place by schedulers (fill_): keep this step's value
         metrics[k] = lr
     if loop.train_loader is not None:
-        epoch = loop.loader_passes.get(loop.train_loader, 1) - 1
+        epoch = loop.loader_passes.get(loop.train_loader, 1) - 1 - loop.epoch_base
         if epoch != loop.epoch:
             loop.epoch = epoch
             metrics["epoch"] = epoch
@@ -506,6 +504,7 @@ def _start(optimizer: Any) -> runs.ActiveRun:
     loader = loop.last_loader() if loop.last_loader is not None else None
     if loader is not None:
         loop.train_loader = id(loader)
+        loop.epoch_base = loop.loader_passes.get(id(loader), 1) - 1  # the pass under way is this run's epoch 0
         size = loader.batch_size
         if size is None:
             size = getattr(loader.batch_sampler, "batch_size", None)

@@ -227,6 +227,34 @@ def test_a_new_loader_where_a_freed_one_was_counts_its_own_epochs(
     assert [history(r.id, "epoch") for r in runs] == [[(0, 0), (3, 1)]] * 2
 
 
+def test_trials_sharing_one_loader_each_count_their_epochs_from_0(memory_store: MemoryBackend) -> None:
+    loader = make_loader()
+    train(epochs=2, loader=loader)
+    train(epochs=2, loader=loader)  # a new model and optimizer, the same DataLoader
+    autolog.end_run()
+    runs = sorted(autolog.search_runs(), key=lambda r: r.start_time)
+    assert [history(r.id, "epoch") for r in runs] == [[(0, 0), (3, 1)]] * 2
+
+
+def test_a_loss_left_by_an_aborted_training_is_not_the_next_trainings(memory_store: MemoryBackend) -> None:
+    """A training stopped between a loss and its step (an exception; a notebook cell interrupted): that loss is not
+    averaged into the first step of the next training, which begins with a DataLoader pass."""
+    model, opt = net_and_sgd()
+    with pytest.raises(RuntimeError, match="stop"):
+        for i, (x, y) in enumerate(make_loader()):
+            loss = torch.nn.functional.cross_entropy(model(x) * 100, y)  # far from the next training's losses
+            loss.backward()
+            if i == 1:
+                raise RuntimeError("stop")
+            opt.step()
+    del model, opt  # the next trial's model and optimizer take their names, as in a notebook cell run again
+    _, losses = train(epochs=1)
+    autolog.end_run()
+    first, second = sorted(autolog.search_runs(), key=lambda r: r.start_time)
+    assert len(history(first.id, "loss")) == 1
+    assert history(second.id, "loss") == list(enumerate(losses))
+
+
 def test_a_sweep_inside_the_users_run_continues_its_steps(memory_store: MemoryBackend) -> None:
     """The user's run is never ended by us: the next trial continues its step count, its optimizer logged as a
     further one (a param cannot change its value within a run)."""
