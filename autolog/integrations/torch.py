@@ -287,9 +287,10 @@ def _seen(module: Any, args: Any) -> None:
 
 
 def _find_model(optimizer: torch.optim.Optimizer) -> Any:
-    """The module called whose parameters overlap the optimizer's most, the smallest such; among equals (a model
-    and its only submodule share every parameter) the outermost, in the order they were called; then unwrapped
-    from DataParallel / DistributedDataParallel / torch.compile."""
+    """The module called whose parameters overlap the optimizer's most, the smallest such by its trainable
+    parameters; among equals (a model and its only submodule share every parameter; a model whose frozen backbone
+    leaves only its head to train) the outermost, in the order they were called; then unwrapped from DataParallel /
+    DistributedDataParallel / torch.compile."""
     params = {id(p) for group in optimizer.param_groups for p in group["params"]}
     best, best_key = None, (0, 0)
     ties: list[Any] = []
@@ -297,9 +298,11 @@ def _find_model(optimizer: torch.optim.Optimizer) -> Any:
         module = ref()
         if module is None:
             continue
-        ids = [id(p) for p in module.parameters()]
-        overlap = sum(1 for i in ids if i in params)
-        key = (overlap, -len(ids))
+        overlap = trainable = 0
+        for p in module.parameters():
+            overlap += id(p) in params
+            trainable += p.requires_grad
+        key = (overlap, -trainable)
         if overlap and key > best_key:
             best, best_key, ties = module, key, [module]
         elif overlap and key == best_key:

@@ -100,6 +100,24 @@ def test_final_model_is_reloadable(memory_store: MemoryBackend) -> None:
         assert torch.equal(v1, v2)
 
 
+def test_a_model_with_a_frozen_backbone_is_logged_whole_not_its_head(memory_store: MemoryBackend) -> None:
+    """Transfer learning's usual recipe: the backbone's parameters frozen, the optimizer given the head's only. The
+    model is the module called whose trainable parameters are the optimizer's: the whole network, not its head."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    for p in model[0].parameters():
+        p.requires_grad = False
+    train(epochs=1, model=model, optimizer=torch.optim.SGD(model[2].parameters(), lr=0.1))
+    autolog.end_run()
+    run = only_run(memory_store)
+    assert run.params["model_class"] == "torch.nn.modules.container:Sequential"
+    assert (run.params["model_parameters"], run.params["model_trainable_parameters"]) == ("58", "18")
+    loaded = autolog.load_model(run.id)
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True)
+    )
+
+
 def test_param_groups_and_a_second_optimizer_get_their_own_lr_keys(memory_store: MemoryBackend) -> None:
     torch.manual_seed(0)
     model = Net()
