@@ -115,18 +115,21 @@ def test_export_sqlite_to_mlflow_idempotent(
     assert client.get_run(_mid(open_id)).info.status == "FINISHED"
 
 
-def test_export_failure_exits_1(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_an_export_where_no_run_goes_is_the_stores_error_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    """Not one run could go (nothing listens on the port): the store's error, one line, exit 2 (it was a summary of
+    per-run failures with exit 1; exit 1 stays for an export where some runs went and others failed)."""
     db = tmp_path / "runs.db"
     autolog.enable(backend=f"sqlite:///{db}", flush_interval=0.05)
-    with autolog.start_run("lonely"):
-        autolog.log_metric("m", 1.0)
+    for name in ("first", "second"):
+        with autolog.start_run(name):
+            autolog.log_metric("m", 1.0)
     assert autolog.flush(10)
     dead = f"mlflow+http://127.0.0.1:{free_port()}"  # nothing listens there
-    assert cli.main(["export", "--from", f"sqlite:///{db}", "--to", dead, "--quiet"]) == 1
-    assert "1 FAILED" in capsys.readouterr().out
+    assert cli.main(["export", "--from", f"sqlite:///{db}", "--to", dead, "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("autolog: the MLflow tracking server at http://127.0.0.1:")
 
 
 def _live(src: str, run_id: str, steps: range, **more: object) -> None:
