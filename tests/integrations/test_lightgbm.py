@@ -10,6 +10,7 @@ import pytest
 
 import autolog
 from autolog.backends.memory import MemoryBackend
+from tests.integrations._post_metrics import check_post_training_metrics
 
 lgb = pytest.importorskip("lightgbm")
 
@@ -137,17 +138,9 @@ def test_sklearn_api_is_one_run_and_reloads(memory_store: MemoryBackend, data) -
 
 
 def test_post_training_metrics_on_the_sklearn_api_go_to_the_models_run(memory_store: MemoryBackend, data) -> None:
-    from sklearn.metrics import accuracy_score, f1_score
-
-    x, y, _, _ = data
-    x_train, y_train, x_test, y_test = x[:200], y[:200], x[200:], y[200:]
-    model = lgb.LGBMClassifier(n_estimators=3, num_leaves=4, verbose=-1, n_jobs=1).fit(x_train, y_train)
-    accuracy = accuracy_score(y_test, model.predict(x_test))
-    f1_score(y_train, model.predict(x_train))
-    (run,) = memory_store.runs.values()
-    post = {k: [(s, v) for s, v, _ in autolog.get_metric_history(run.id, k)] for k in run.metrics if "_score_" in k}
-    assert post.keys() == {"accuracy_score_test", "f1_score_train"}
-    assert post["accuracy_score_test"] == [(0, pytest.approx(accuracy))] and len(post["f1_score_train"]) == 1
+    check_post_training_metrics(
+        memory_store, lgb.LGBMClassifier(n_estimators=3, num_leaves=4, verbose=-1, n_jobs=1), data
+    )
 
 
 def test_regressor_and_ranker(memory_store: MemoryBackend, data) -> None:
