@@ -7,7 +7,11 @@
      a METRICS record (tag, run id, step, timestamp, values) with an exact int step (int64), an exact float
      timestamp, an exact dict of values whose keys are exact str already registered (a key id) in the current
      segment for that run and whose values are exact float or exact int that convert to a double, with room
-     left in the segment and ``busy`` not set.
+     left in the segment and ``busy`` not set; or such a record where some values are of a type in ``deferred``
+     (a set the Python code fills with the types it has found it never journals: tensors, text, None...). Those
+     stay in memory only, in a dict of their own, and the record queued is the 7-tuple the Python code queues
+     then: (tag, run id, step, timestamp, values, end offset, {key: value not journaled}). A training loop's step
+     (a loss tensor beside a float learning rate) takes this path.
 
    It packs the 32-byte slots (journal.SLOT: "<IdqdI", key id, value, step, timestamp, MAGIC) into the segment's
    mapping, advances pos and appends the record the Python code would append (the record itself, or the 6-tuple
@@ -46,6 +50,7 @@ typedef struct {
     Py_ssize_t crowded;
     uint32_t magic;
     PyObject *busy, *buf, *pos, *limit, *base, *ids, *fresh; /* cells of the closure */
+    PyObject *deferred;     /* the set of value types the Python code never journals */
 } FastPut;
 
 static PyTypeObject FastPut_Type;
@@ -111,8 +116,8 @@ static PyObject *
 fastput_put(FastPut *self, PyObject *record)
 {
     PyObject *rid, *step_obj, *ts_obj, *values, *keys, *key, *value, *kid_obj, *ids;
-    PyObject *out = NULL, *res = NULL, *pos_obj;
-    Py_ssize_t n, i, it, p, limit, base, span;
+    PyObject *out = NULL, *res = NULL, *pos_obj, *left = NULL;
+    Py_ssize_t n, i, seen, it, p, limit, base, span;
     long long step;
     int overflow;
     double ts;
@@ -160,18 +165,23 @@ fastput_put(FastPut *self, PyObject *record)
         vals = PyMem_Malloc((size_t)n * sizeof(double));
         if (kids == NULL || vals == NULL) goto fallback_clear;
     }
-    /* First every key id and value (nothing is written unless all of them are plain), then the slots. */
+    /* First every key id and value (nothing is written unless each is plain or deferred), then the slots. */
     it = 0;
-    i = 0;
+    i = 0;    /* values journaled */
+    seen = 0; /* values looked at */
     while (PyDict_Next(values, &it, &key, &value)) {
         long kid;
-        if (i >= n || !PyUnicode_CheckExact(key)) goto fallback_clear;
+        int deferred = 0;
+        if (seen++ >= n || !PyUnicode_CheckExact(key)) goto fallback_clear;
         if (PyFloat_CheckExact(value)) {
             vals[i] = PyFloat_AS_DOUBLE(value);
         }
         else if (PyLong_CheckExact(value)) {
             vals[i] = PyLong_AsDouble(value); /* as struct's "d" converts an int; a huge one: Python's path */
             if (vals[i] == -1.0 && PyErr_Occurred()) goto fallback_clear;
+        }
+        else if (PySet_GET_SIZE(self->deferred) && PySet_Contains(self->deferred, (PyObject *)Py_TYPE(value)) == 1) {
+            deferred = 1;
         }
         else {
             goto fallback_clear;
@@ -180,12 +190,26 @@ fastput_put(FastPut *self, PyObject *record)
         if (kid_obj == NULL || !PyLong_CheckExact(kid_obj)) goto fallback_clear; /* a new key: Python registers it */
         kid = PyLong_AsLong(kid_obj);
         if (kid <= 0 || (unsigned long)kid > 0xFFFFFFFFUL) goto fallback_clear;
-        kids[i++] = (uint32_t)kid;
+        if (deferred) {
+            if (left == NULL && (left = PyDict_New()) == NULL) goto fallback_clear;
+            if (PyDict_SetItem(left, key, value) < 0) goto fallback_clear;
+        }
+        else {
+            kids[i++] = (uint32_t)kid;
+        }
     }
-    if (i != n) goto fallback_clear;
+    if (seen != n) goto fallback_clear;
+    span = i << 5; /* the bytes journaled (the room checked above was for every value) */
 
     /* The record to queue: built before the slots are written (an allocation may run a collection). */
-    if (PyCell_GET(self->fresh) != Py_False) {
+    if (left != NULL) {
+        PyObject *end = PyLong_FromSsize_t(base + p + span);
+        if (end == NULL) goto error;
+        out = PyTuple_Pack(7, self->tag, rid, step_obj, ts_obj, values, end, left);
+        Py_DECREF(end);
+        if (out == NULL) goto error;
+    }
+    else if (PyCell_GET(self->fresh) != Py_False) {
         PyObject *end = PyLong_FromSsize_t(base + p + span);
         if (end == NULL) goto error;
         out = PyTuple_Pack(6, self->tag, rid, step_obj, ts_obj, values, end);
@@ -211,10 +235,11 @@ fastput_put(FastPut *self, PyObject *record)
         goto fallback;
     }
     dst = (char *)view.buf + p;
+    n = span >> 5;
     for (i = 0; i < n; i++, dst += SLOT_SIZE) pack_slot(dst, kids[i], vals[i], (int64_t)step, ts, self->magic);
     PyBuffer_Release(&view);
     cell_store(self->pos, pos_obj);
-    if (out != record) {
+    if (out != record && left == NULL) { /* as the Python code: a record with values left keeps ``fresh`` */
         Py_INCREF(Py_False);
         cell_store(self->fresh, Py_False);
     }
@@ -225,6 +250,7 @@ fastput_put(FastPut *self, PyObject *record)
         res = PyObject_CallOneArg(self->put_crowded, out);
     Py_DECREF(out);
     Py_XDECREF(res);
+    Py_XDECREF(left);
     Py_INCREF(Py_False);
     cell_store(self->busy, Py_False);
     if (kids != kid_stack) {
@@ -236,6 +262,7 @@ fastput_put(FastPut *self, PyObject *record)
 
 error:
     Py_XDECREF(out);
+    Py_XDECREF(left);
     Py_INCREF(Py_False);
     cell_store(self->busy, Py_False);
     if (kids != kid_stack) {
@@ -247,6 +274,7 @@ error:
 fallback_clear:
     PyErr_Clear();
 fallback:
+    Py_XDECREF(left);
     Py_INCREF(Py_False);
     cell_store(self->busy, Py_False);
     if (kids != kid_stack) {
@@ -280,14 +308,15 @@ static PyObject *
 fastput_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"slow", "queue", "crowded", "put_crowded", "tag", "magic", "busy", "buf", "pos",
-                             "limit", "base", "ids", "fresh", NULL};
-    PyObject *slow, *queue, *put_crowded, *tag, *busy, *buf, *pos, *limit, *base, *ids, *fresh;
+                             "limit", "base", "ids", "fresh", "deferred", NULL};
+    PyObject *slow, *queue, *put_crowded, *tag, *busy, *buf, *pos, *limit, *base, *ids, *fresh, *deferred;
     Py_ssize_t crowded;
     unsigned long magic;
     FastPut *self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOnOOkOOOOOOO:FastPut", kwlist, &slow, &queue, &crowded,
-                                     &put_crowded, &tag, &magic, &busy, &buf, &pos, &limit, &base, &ids, &fresh))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOnOOkOOOOOOOO!:FastPut", kwlist, &slow, &queue, &crowded,
+                                     &put_crowded, &tag, &magic, &busy, &buf, &pos, &limit, &base, &ids, &fresh,
+                                     &PySet_Type, &deferred))
         return NULL;
     if (check_cell(busy, "busy") || check_cell(buf, "buf") || check_cell(pos, "pos") || check_cell(limit, "limit")
         || check_cell(base, "base") || check_cell(ids, "ids") || check_cell(fresh, "fresh"))
@@ -322,6 +351,7 @@ fastput_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     KEEP(base, base);
     KEEP(ids, ids);
     KEEP(fresh, fresh);
+    KEEP(deferred, deferred);
 #undef KEEP
     return (PyObject *)self;
 }
@@ -341,6 +371,7 @@ fastput_traverse(FastPut *self, visitproc visit, void *arg)
     Py_VISIT(self->base);
     Py_VISIT(self->ids);
     Py_VISIT(self->fresh);
+    Py_VISIT(self->deferred);
     return 0;
 }
 
@@ -359,6 +390,7 @@ fastput_clear(FastPut *self)
     Py_CLEAR(self->base);
     Py_CLEAR(self->ids);
     Py_CLEAR(self->fresh);
+    Py_CLEAR(self->deferred);
     return 0;
 }
 

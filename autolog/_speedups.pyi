@@ -22,6 +22,7 @@ class FastPut:
         base: Any,
         ids: Any,
         fresh: Any,
+        deferred: set[type],
     ) -> None: ...
     def __call__(self, record: tuple[Any, ...], /) -> None: ...
     @property

@@ -164,6 +164,7 @@ class Spool:
         lock = self.lock
         pack = SLOT.pack_into
         plain_types = _PLAIN
+        deferred: set[type] = set()  # types of values never journaled (tensors, text...): the C code keeps them aside
         state = self
         kid_counter = [0]
         busy = False
@@ -288,9 +289,12 @@ class Spool:
             kid = keys.get(key)
             if kid is None:
                 kid, p = register(rid, keys, key, p)
-            if type(value) not in plain_types:
+            kind = type(value)
+            if kind not in plain_types:
                 value = _plain_value(value)
                 if value is None:
+                    if kind.__module__ != "numpy":  # never a plain number (a numpy array may be one next time)
+                        deferred.add(kind)
                     return p, False
             if not kid:
                 return p, False
@@ -361,7 +365,9 @@ class Spool:
         # ``put``; it reads and writes this closure's own variables (its cells), so both share one state.
         cells = dict(zip(put.__code__.co_freevars, put.__closure__ or (), strict=True))
         shared = {name: cells[name] for name in ("busy", "buf", "pos", "limit", "base", "ids", "fresh")}
-        fast_put: Callable[[Record], None] = native.FastPut(put, queue, crowded, put_crowded, metrics, magic, **shared)
+        fast_put: Callable[[Record], None] = native.FastPut(
+            put, queue, crowded, put_crowded, metrics, magic, **shared, deferred=deferred
+        )
         return fast_put
 
     # -- writer thread ------------------------------------------------------------------------------------

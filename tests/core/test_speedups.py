@@ -109,6 +109,7 @@ def _sequence(calls: int = 3000) -> list[tuple[Any, ...]]:
     """Queue records as runs.py and the integrations make them, common ones mostly, every odd case now and then."""
     rng = random.Random(20261126)
     odd_values = _odd_values()
+    tensors = [v for v in odd_values if type(v).__name__ in ("Tensor", "_Detachable")]
     odd_keys: list[Any] = [3, ("t", 1), _StrKey("loss"), "x" * (spool_module._MAX_KEY_BLOB // 4 + 1), 2.5]
     odd_steps: list[Any] = [2**70, -(2**63) - 1, True, -5, 2**63 - 1]
     try:
@@ -152,6 +153,8 @@ def _sequence(calls: int = 3000) -> list[tuple[Any, ...]]:
             out.append((TAGS, rid, {"epoch": str(i)}))
         elif roll < 0.215:
             out.append((ARTIFACT, rid, object()))
+        elif roll < 0.35:  # a training loop's step: its loss a tensor (never journaled), its learning rate a float
+            values = {"loss": rng.choice(tensors), "lr": 0.1}
         out.append((METRICS, rid, step, ts, values))
     out.append((END, RunEnd(RUN_B, "FINISHED", 5000.0)))
     out.append((METRICS, RUN_A, calls, 5000.0, {"loss": 0.0}))
@@ -209,7 +212,23 @@ def test_fast_put_journals_and_queues_exactly_as_the_python_put(
 ) -> None:
     records = _sequence()
     pure = _drive(tmp_path / "pure", None, records, monkeypatch, max_bytes)
-    fast = _drive(tmp_path / "fast", _speedups, records, monkeypatch, max_bytes)
+    to_python: list[Any] = []  # the records the C code handed to the Python put
+
+    def fast_put(slow: Any, *args: Any, **kwargs: Any) -> Any:
+        def counted(record: Any) -> None:
+            to_python.append(record)
+            slow(record)
+
+        return _speedups.FastPut(counted, *args, **kwargs)
+
+    native = types.SimpleNamespace(FastPut=fast_put)
+    fast = _drive(tmp_path / "fast", native, records, monkeypatch, max_bytes)
+    if max_bytes == 1 << 30:  # (a full spool sends every record to Python, which keeps it in memory)
+        # A loop's step (a tensor loss, a float lr) stays in C once its types and its keys in the segment are
+        # known: here segments are small and each of three runs registers its keys anew in each.
+        steps = [r for r in records if len(r) == 5 and r[0] == METRICS and set(r[4]) == {"loss", "lr"}]
+        stayed = [r for r in steps if all(r is not t for t in to_python)]
+        assert len(stayed) > len(steps) // 2, (len(stayed), len(steps))
     assert len(pure["queue"]) == len(records)
     assert fast["queue"] == pure["queue"]  # the same records (the very objects where Python queues them as given)
     assert [type(r) for r in fast["queue"]] == [type(r) for r in pure["queue"]]
@@ -249,9 +268,12 @@ def _fast(
     buf = mmap.mmap(-1, 4096)
     state = {"busy": False, "buf": buf, "pos": 64, "limit": 4096 - 64, "base": 1000, "fresh": False}
     state["ids"] = {RUN_A: {"loss": 1, "acc": 2}}
+    deferred = overrides.pop("deferred", set())
     state.update(overrides)
     cells = _cells(**state)
-    put = _speedups.FastPut(slow, writer._queue, 3, writer._put_crowded, METRICS, journal.MAGIC, **cells)
+    put = _speedups.FastPut(
+        slow, writer._queue, 3, writer._put_crowded, METRICS, journal.MAGIC, **cells, deferred=deferred
+    )
     return put, cells, buf
 
 
@@ -268,6 +290,29 @@ def test_fast_put_packs_slots_and_queues_the_record_itself() -> None:
         2, 3.0, 9, 12.5, journal.MAGIC
     )
     assert cells["busy"].cell_contents is False
+
+
+@needs_c
+@pytest.mark.parametrize("fresh", [False, True])
+def test_fast_put_keeps_values_of_a_deferred_type_aside(fresh: bool) -> None:
+    """A loss tensor beside a float learning rate: the float is journaled, the tensor kept in the record's own dict
+    (the 7-tuple the Python code queues), ``fresh`` left as it was; a type not in the set still goes to Python."""
+    slow: list[Any] = []
+    writer = _Writer()
+    put, cells, buf = _fast(slow.append, writer, deferred={_Detachable}, fresh=fresh)
+    loss = _Detachable()
+    values = {"loss": loss, "acc": 0.5}
+    put((METRICS, RUN_A, 4, 2.0, values))
+    assert slow == []
+    assert list(writer._queue) == [(METRICS, RUN_A, 4, 2.0, values, 1000 + 96, {"loss": loss})]
+    assert writer._queue[0][6]["loss"] is loss
+    assert cells["pos"].cell_contents == 96
+    assert buf[64:96] == journal.SLOT.pack(2, 0.5, 4, 2.0, journal.MAGIC)
+    assert cells["fresh"].cell_contents is fresh
+    assert cells["busy"].cell_contents is False
+    other = (METRICS, RUN_A, 5, 2.0, {"loss": "text", "acc": 0.5})
+    put(other)
+    assert slow == [other]
 
 
 @needs_c
@@ -333,7 +378,7 @@ def test_fast_put_calls_put_crowded_with_busy_set_and_recovers_from_its_error() 
 
     put, cells, _ = _fast(print, writer)
     writer._queue.extend([0, 1, 2])  # at the threshold (3)
-    put = _speedups.FastPut(print, writer._queue, 3, crowded, METRICS, journal.MAGIC, **cells)
+    put = _speedups.FastPut(print, writer._queue, 3, crowded, METRICS, journal.MAGIC, **cells, deferred=set())
     with pytest.raises(RuntimeError, match="full"):
         put((METRICS, RUN_A, 1, 1.0, {"loss": 1.0}))
     assert seen == [True]
@@ -350,7 +395,7 @@ def test_fast_put_takes_one_argument() -> None:
         put(1, 2)
     _, cells, _ = _fast(print, _Writer())
     with pytest.raises(TypeError, match="cell"):
-        _speedups.FastPut(print, deque(), 3, print, METRICS, 1, **{**cells, "busy": 1})
+        _speedups.FastPut(print, deque(), 3, print, METRICS, 1, **{**cells, "busy": 1}, deferred=set())
 
 
 # -- ActiveRun.log_metrics: C and pure Python ---------------------------------------------------------------------
