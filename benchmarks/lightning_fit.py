@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _counting
 
 
 def main() -> None:
@@ -84,9 +87,11 @@ def main() -> None:
         default_root_dir=str(tmp),
     )
     model = MLP()
+    _counting.start()
     t0 = time.perf_counter()
     trainer.fit(model, loader)
     seconds = time.perf_counter() - t0
+    _counting.stop()
     print(json.dumps({"seconds": seconds, "per_step_us": seconds / args.steps * 1e6}))
 
 

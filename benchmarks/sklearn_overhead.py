@@ -26,6 +26,9 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _counting
 
 FITS = 20
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -67,6 +70,7 @@ def main() -> None:
     first_flush_s = time.perf_counter() - t0
 
     cs = np.logspace(-2, 2, FITS)
+    _counting.start()
     t0 = time.perf_counter()
     for c in cs:
         LogisticRegression(C=float(c), max_iter=200).fit(x, y)
@@ -74,6 +78,7 @@ def main() -> None:
     if args.mode.startswith("autolog"):
         autolog.flush()
     seconds = time.perf_counter() - t0
+    _counting.stop()
     flush_s = time.perf_counter() - t1
     print(
         json.dumps(

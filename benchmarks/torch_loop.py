@@ -31,7 +31,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _counting
 
 CONTROLS: dict[str, dict[str, object]] = {
     "autolog_nohook": {"disable_for": ["torch"]},
@@ -95,6 +97,7 @@ def main() -> None:
     loss_fn = torch.nn.CrossEntropyLoss()
 
     step = 0
+    _counting.start()
     t0 = time.perf_counter()
     while step < args.steps:
         for x, y in loader:
@@ -112,6 +115,7 @@ def main() -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()  # the queued kernels belong to the timed loop
     seconds = time.perf_counter() - t0
+    _counting.stop()
 
     t1 = time.perf_counter()
     if args.mode.startswith("autolog"):
