@@ -63,7 +63,9 @@ def one(mode: str, n: int, url: str | None) -> dict[str, float]:
 
 def drive(args: argparse.Namespace) -> None:
     from _mlflow_server import mlflow_server
+    from runner import compile_bytecode
 
+    compile_bytecode()  # as runner.py does: autolog's modules load from bytecode, as in an install
     results: dict[str, list[dict[str, float]]] = {m: [] for m in args.modes}
     needs_server = "mlflow-http" in args.modes
     with mlflow_server() if needs_server else contextlib.nullcontext("") as url:

@@ -94,7 +94,9 @@ def train(mode: str, steps: int, url: str | None) -> dict[str, float]:
 
 def drive(args: argparse.Namespace) -> None:
     from _mlflow_server import mlflow_server, pin
+    from runner import compile_bytecode
 
+    compile_bytecode()  # as runner.py does: autolog's modules load from bytecode, as in an install
     server_cpus = pin()[0] if args.pin else None
     results: dict[str, list[float]] = {m: [] for m in args.modes}
     flushed: dict[str, list[float]] = {m: [] for m in args.modes}
