@@ -76,7 +76,7 @@ def meta_json(meta: dict[str, Any]) -> bytes:
     return _encode(meta)
 
 
-_PLAIN_META = frozenset((str, int, bool, type(None)))
+_PLAIN_META = (str, int, bool, type(None))  # a tuple: a set would hash the type, and a class may be unhashable
 
 
 def _encode(meta: dict[str, Any]) -> bytes:

@@ -23,7 +23,6 @@ _current: contextvars.ContextVar[ActiveRun | None] = contextvars.ContextVar("aut
 _ambient: ActiveRun | None = None
 _open: dict[str, ActiveRun] = {}  # runs started and not yet ended in this process: ended at exit
 _open_lock = threading.Lock()
-_PLAIN = frozenset((float, int))
 _now = time.time
 _log_plain = _native.speedups.log_plain if _native.speedups is not None else None
 
@@ -35,7 +34,8 @@ def _log_metrics_py(self: ActiveRun, metrics: Mapping[Any, Any], step: int | Non
         self._step += 1
     values = dict(metrics)
     for value in values.values():
-        if type(value) not in _PLAIN:
+        kind = type(value)
+        if kind is not float and kind is not int:  # (identity: a class may be unhashable, by its metaclass)
             values = _detached(values)
             break
     self._writer.put((METRICS, self.id, step, _now(), values))

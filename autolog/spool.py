@@ -50,7 +50,6 @@ if TYPE_CHECKING:
     from autolog.writer import Record, Writer
 
 _BASE_LEN = {METRICS: 5, PARAMS: 3, TAGS: 3, START: 2, END: 2, ARTIFACT: 3}
-_PLAIN = frozenset((float, int))
 _SLACK = 1 << 16  # room kept at a segment's end for key blobs written in the middle of a call
 _MAX_KEY_BLOB = _SLACK // 2
 _PROBE_SECONDS = 1.0
@@ -163,7 +162,6 @@ class Spool:
         put_crowded = writer._put_crowded
         lock = self.lock
         pack = SLOT.pack_into
-        plain_types = _PLAIN
         deferred: set[type] = set()  # types of values never journaled (tensors, text...): the C code keeps them aside
         state = self
         kid_counter = [0]
@@ -290,11 +288,14 @@ class Spool:
             if kid is None:
                 kid, p = register(rid, keys, key, p)
             kind = type(value)
-            if kind not in plain_types:
+            if kind is not float and kind is not int:  # (identity, not a set: a class may be unhashable)
                 value = _plain_value(value)
                 if value is None:
                     if kind.__module__ != "numpy":  # never a plain number (a numpy array may be one next time)
-                        deferred.add(kind)
+                        try:
+                            deferred.add(kind)
+                        except TypeError:  # a class whose metaclass makes it unhashable: Python's path each time
+                            pass
                     return p, False
             if not kid:
                 return p, False
@@ -330,7 +331,7 @@ class Spool:
                 left = None
                 for key, value in values.items():
                     kid = keys.get(key)
-                    if kid is not None and type(value) in plain_types:
+                    if kid is not None and ((kind := type(value)) is float or kind is int):
                         try:
                             pack(buf, p, kid, value, step, ts, magic)
                             p += 32

@@ -95,7 +95,18 @@ def test_tensor_with_grad_is_detached_on_the_training_thread(memory_store: Memor
     assert queued[4]["loss"].requires_grad is False
 
 
-@pytest.mark.parametrize("bad", ["text", None, [1, 2], {"nested": 1}, np.array([1.0, 2.0]), object()])
+class _EqMeta(type):  # noqa: PLW1641 - a metaclass with __eq__ and no __hash__: its classes are unhashable
+    def __eq__(cls, other: object) -> bool:
+        return cls is other
+
+
+class _OfAnUnhashableClass(metaclass=_EqMeta):
+    pass
+
+
+@pytest.mark.parametrize(
+    "bad", ["text", None, [1, 2], {"nested": 1}, np.array([1.0, 2.0]), object(), _OfAnUnhashableClass()]
+)
 def test_non_numeric_values_are_warned_with_their_key_and_counted(memory_store: MemoryBackend, bad: object) -> None:
     with autolog.start_run() as run, pytest.warns(autolog.AutologWarning, match="'weird'"):
         autolog.log_metrics({"weird": bad, "fine": 1.0}, step=0)

@@ -315,6 +315,40 @@ def test_fast_put_keeps_values_of_a_deferred_type_aside(fresh: bool) -> None:
     assert slow == [other]
 
 
+class _EqMeta(type):  # noqa: PLW1641 - unhashable on purpose
+    def __eq__(cls, other: object) -> bool:  # and so no __hash__: classes of this metaclass are unhashable
+        return cls is other
+
+
+class _UnhashableClass(metaclass=_EqMeta):
+    pass
+
+
+@pytest.mark.parametrize("native", [None, _speedups], ids=["python", "c"])
+def test_a_value_whose_class_is_unhashable_is_kept_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: Any
+) -> None:
+    """The set of never-journaled types cannot hold such a class: the value takes the Python path each time and
+    stays in the record's own dict, as any value that is not a number (never an error in the training thread)."""
+    if native is None and _speedups is None and "c" in str(native):
+        pytest.skip("autolog._speedups is not built")
+    monkeypatch.setattr(_native, "speedups", native)
+    with pytest.raises(TypeError):
+        hash(_UnhashableClass)
+    spool = spool_module.Spool(tmp_path, "sqlite:///x.db", 1 << 30)
+    writer = _Writer()
+    put = spool.make_put(writer)  # type: ignore[arg-type]
+    put((START, RunStart(RUN_A, "exp", "ra", 1.0, None, {})))
+    values = [_UnhashableClass(), _UnhashableClass()]
+    for step, value in enumerate(values):
+        put((METRICS, RUN_A, step, 1.0, {"loss": value, "lr": 0.1}))
+    queued = [r for r in writer._queue if r[0] == METRICS]
+    assert [r[6]["loss"] for r in queued] == values
+    slots = [item for _, item in journal.read(tmp_path, spool.jid) if isinstance(item, tuple) and item[0] == "m"]
+    assert [(value, step) for _, _, value, step, _ in slots] == [(0.1, 0), (0.1, 1)]  # the lr of each step
+    spool.close(delete=True)
+
+
 @needs_c
 def test_fast_put_after_a_roll_queues_the_end_offset_once() -> None:
     writer = _Writer()
