@@ -8,10 +8,12 @@ propagate as the same object.
 from __future__ import annotations
 
 import contextvars
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, Protocol
 
 import wrapt
@@ -102,6 +104,20 @@ def gate(integration: str) -> bool:
         and _training.get() is None
         and not session.options().disabled(integration)
     )
+
+
+# Modules whose frames are passed over when looking for the code that called a patched function: ours and the
+# patching machinery's.
+OURS = ("autolog.", "wrapt.", "wrapt", "contextlib")
+
+
+def called_from(modules: tuple[str, ...], passing: tuple[str, ...] = OURS) -> bool:
+    """Whether the nearest calling frame outside the modules ``passing`` names belongs to one of ``modules`` (e.g. a
+    ``fit`` called by scikit-learn's own code, not by the user's)."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(passing):
+        frame = frame.f_back
+    return frame is not None and frame.f_globals.get("__name__", "").startswith(modules)
 
 
 def in_training() -> str | None:

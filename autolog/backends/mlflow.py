@@ -95,6 +95,7 @@ class MlflowBackend(Backend):
         if self._pid != os.getpid():
             self.after_fork()
         if self._client is None:
+            _create_sqlite_whole(self.tracking_uri)
             self._client = _bounded_client(self.tracking_uri)
         return self._client
 
@@ -424,7 +425,6 @@ def _bounded_client(tracking_uri: str | None) -> Any:
     or an MLflow whose REST store is laid out otherwise, gets MLflow's own client unchanged."""
     from mlflow.tracking import MlflowClient
 
-    _create_sqlite_whole(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
         from mlflow.store.tracking.rest_store import RestStore

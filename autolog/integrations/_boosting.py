@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import inspect
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeVar
 
 from autolog import patching, runs, session
@@ -25,7 +23,7 @@ IMPORTANCE_DIR = "feature_importance"
 TOP_FEATURES = 30  # bars in the PNG chart (the JSON holds every feature)
 # Frames skipped when looking for who called an estimator's ``fit``: ours, and the boosting libraries' own
 # (``XGBRFClassifier.fit`` calls ``super().fit`` through a decorator of xgboost.core).
-_PASSED = ("autolog.", "wrapt.", "wrapt", "contextlib", "xgboost.", "lightgbm.")
+_PASSED = (*patching.OURS, "xgboost.", "lightgbm.")
 C = TypeVar("C", bound=RunCall)
 
 
@@ -137,16 +135,9 @@ def start_api(make: Callable[[], C], instance: Any) -> C | None:
         return None
     active = runs.active_run()
     nested = active is not None and active.state.get("boosting_api")  # LGBMClassifier.fit -> LGBMModel.fit: join
-    if not nested and not session.options().disabled("sklearn") and _called_by_sklearn():
+    if not nested and not session.options().disabled("sklearn") and patching.called_from(("sklearn.",), _PASSED):
         return None
     return make()
-
-
-def _called_by_sklearn() -> bool:
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(_PASSED):
-        frame = frame.f_back
-    return frame is not None and frame.f_globals.get("__name__", "").startswith("sklearn.")
 
 
 class ApiCall(RunCall):

@@ -12,11 +12,9 @@ https://github.com/python/cpython/issues/69917), so removing it would break ever
 
 from __future__ import annotations
 
-import sys
-from types import FrameType
 from typing import Any
 
-from autolog import _errors, runs, session
+from autolog import _errors, patching, runs, session
 from autolog.integrations._runcall import RunCall, framework_tags
 from autolog.integrations.sklearn import _log, _metrics, _post, _search
 from autolog.patching import registry, training_wrapper
@@ -31,7 +29,6 @@ _on = [False]  # the hook patches classes only while the integration is enabled
 # Classes defined by these modules belong to another integration (which logs their runs) while it is enabled.
 OWNED_ELSEWHERE = {"xgboost": "xgboost", "lightgbm": "lightgbm"}
 LIBRARIES = ("sklearn.", "xgboost.", "lightgbm.")  # a fit called from their code is internal to them
-_OURS = ("autolog.", "wrapt.", "wrapt", "contextlib")
 
 
 def install_hook(base: type) -> None:
@@ -141,15 +138,8 @@ def _start(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str,
     active = runs.active_run()
     if active is not None and active.state.get("boosting_api"):  # a LabelEncoder inside LGBMClassifier.fit
         return None
-    if _called_by_a_library():
+    # A fit called by a library's code, not the user's (``CalibratedClassifierCV.predict`` or ``roc_auc_score``
+    # fitting a ``LabelEncoder`` internally) is not a training of the user's.
+    if patching.called_from(LIBRARIES):
         return None
     return FitCall(instance, args, kwargs)
-
-
-def _called_by_a_library() -> bool:
-    """True when the code calling ``fit`` is a library's, not the user's: e.g. ``CalibratedClassifierCV.predict``
-    or ``roc_auc_score`` fitting a ``LabelEncoder`` internally. Such a fit is not a training of the user's."""
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(_OURS):
-        frame = frame.f_back
-    return frame is not None and frame.f_globals.get("__name__", "").startswith(LIBRARIES)
