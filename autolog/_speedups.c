@@ -22,13 +22,17 @@
 
    log_plain(put, tag, run_id, step, metrics): ``ActiveRun.log_metrics``'s common case: when ``metrics`` is an
    exact dict whose values are all exact float or int, put (tag, run_id, step, time.time(), dict(metrics)) and
-   return True; otherwise return False having done nothing (the caller takes its Python path). */
+   return True; otherwise return False having done nothing (the caller takes its Python path).
+
+   class_counts, log_loss_sum, rank_sum: the per-row passes of a scikit-learn classifier's training metrics
+   (autolog/integrations/sklearn/_metrics.py), each one loop in place of a dozen numpy calls. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
 
 #ifndef Py_TPFLAGS_HAVE_VECTORCALL
 #define Py_TPFLAGS_HAVE_VECTORCALL _Py_TPFLAGS_HAVE_VECTORCALL
@@ -477,7 +481,270 @@ log_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_TRUE;
 }
 
+/* -- training metrics of a classifier (autolog/integrations/sklearn/_metrics.py) --------------------------------
+   The per-row work of the metrics computed after a scikit-learn fit, one pass each in place of a dozen numpy calls
+   (each of which costs more than its arithmetic on a thousand rows). Arrays come through the buffer protocol:
+   row indices as int64, probabilities as a C-ordered float64 matrix; anything else raises TypeError and the
+   caller takes its numpy path. The caller guarantees 0 <= index < k for the true classes. */
+
+typedef struct {
+    Py_buffer view;
+    int held;
+} Buf;
+
+static void
+buf_release(Buf *b)
+{
+    if (b->held) PyBuffer_Release(&b->view);
+    b->held = 0;
+}
+
+/* A contiguous buffer of ``ndim`` dimensions whose items are 8-byte signed ints ('q' or 'l') or doubles ('d'). */
+static int
+buf_get(PyObject *obj, Buf *b, char kind, int ndim, const char *what)
+{
+    const char *f;
+    if (PyObject_GetBuffer(obj, &b->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: not a C-contiguous buffer", what);
+        return -1;
+    }
+    b->held = 1;
+    f = b->view.format == NULL ? "B" : b->view.format;
+    if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++;
+    if (b->view.ndim != ndim || b->view.itemsize != 8 || f[1] != '\0' ||
+        (kind == 'i' ? (f[0] != 'q' && f[0] != 'l') : f[0] != 'd')) {
+        buf_release(b);
+        PyErr_Format(PyExc_TypeError, "%s: not %dD %s", what, ndim, kind == 'i' ? "int64" : "float64");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+int_list(const Py_ssize_t *counts, Py_ssize_t k)
+{
+    PyObject *out = PyList_New(k);
+    Py_ssize_t i;
+    if (out == NULL) return NULL;
+    for (i = 0; i < k; i++) {
+        PyObject *v = PyLong_FromSsize_t(counts[i]);
+        if (v == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, v);
+    }
+    return out;
+}
+
+/* The most probable class of a row: numpy's argmax (the first maximum; a NaN counts as the maximum). */
+static inline Py_ssize_t
+row_argmax(const double *row, Py_ssize_t k)
+{
+    Py_ssize_t j, best = 0;
+    double m = row[0];
+    if (m != m) return 0;
+    for (j = 1; j < k; j++) {
+        double v = row[j];
+        if (v != v) return j;
+        if (v > m) {
+            m = v;
+            best = j;
+        }
+    }
+    return best;
+}
+
+static PyObject *
+class_counts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Buf t = {0}, q = {0}, pr = {0};
+    Py_ssize_t n, k, i, *tp = NULL, *support, *predicted;
+    const int64_t *truth, *pred = NULL;
+    const double *proba = NULL;
+    PyObject *a = NULL, *b = NULL, *c = NULL, *out = NULL;
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "class_counts(true_idx, pred_idx, proba, k) takes 4 arguments");
+        return NULL;
+    }
+    k = PyLong_AsSsize_t(args[3]);
+    if (k == -1 && PyErr_Occurred()) return NULL;
+    if (k < 1) {
+        PyErr_SetString(PyExc_ValueError, "class_counts: k < 1");
+        return NULL;
+    }
+    if (buf_get(args[0], &t, 'i', 1, "true_idx") < 0) return NULL;
+    n = t.view.shape[0];
+    truth = (const int64_t *)t.view.buf;
+    if (args[1] != Py_None) {
+        if (buf_get(args[1], &q, 'i', 1, "pred_idx") < 0) goto done;
+        if (q.view.shape[0] != n) {
+            PyErr_SetString(PyExc_ValueError, "class_counts: pred_idx and true_idx differ in length");
+            goto done;
+        }
+        pred = (const int64_t *)q.view.buf;
+    } else {
+        if (buf_get(args[2], &pr, 'd', 2, "proba") < 0) goto done;
+        if (pr.view.shape[0] != n || pr.view.shape[1] != k) {
+            PyErr_SetString(PyExc_ValueError, "class_counts: proba is not (len(true_idx), k)");
+            goto done;
+        }
+        proba = (const double *)pr.view.buf;
+    }
+    tp = PyMem_Calloc((size_t)(3 * k), sizeof(Py_ssize_t));
+    if (tp == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    support = tp + k;
+    predicted = tp + 2 * k;
+    for (i = 0; i < n; i++) {
+        int64_t ti = truth[i];
+        int64_t pi = pred != NULL ? pred[i] : (int64_t)row_argmax(proba + i * k, k);
+        if (ti < 0 || ti >= k) {
+            PyErr_SetString(PyExc_ValueError, "class_counts: a true index out of range");
+            goto done;
+        }
+        support[ti]++;
+        if (pi >= 0 && pi < k) {
+            predicted[pi]++;
+            if (pi == ti) tp[ti]++;
+        }
+    }
+    a = int_list(tp, k);
+    b = a == NULL ? NULL : int_list(support, k);
+    c = b == NULL ? NULL : int_list(predicted, k);
+    if (c != NULL) out = PyTuple_Pack(3, a, b, c);
+done:
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    Py_XDECREF(c);
+    PyMem_Free(tp);
+    buf_release(&t);
+    buf_release(&q);
+    buf_release(&pr);
+    return out;
+}
+
+static PyObject *
+log_loss_sum(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    /* sum over rows of log(clip(proba[i, column[i]] / sum(proba[i]), eps, 1)); NaN propagates as in numpy */
+    const double eps = 2.220446049250313e-16;
+    Buf pr = {0}, col = {0};
+    Py_ssize_t n, k, i, j;
+    const double *proba;
+    const int64_t *column;
+    double total = 0.0;
+    PyObject *out = NULL;
+
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "log_loss_sum(proba, column) takes 2 arguments");
+        return NULL;
+    }
+    if (buf_get(args[0], &pr, 'd', 2, "proba") < 0) return NULL;
+    if (buf_get(args[1], &col, 'i', 1, "column") < 0) goto done;
+    n = pr.view.shape[0];
+    k = pr.view.shape[1];
+    if (col.view.shape[0] != n || k < 1) {
+        PyErr_SetString(PyExc_ValueError, "log_loss_sum: column is not one index per row");
+        goto done;
+    }
+    proba = (const double *)pr.view.buf;
+    column = (const int64_t *)col.view.buf;
+    for (i = 0; i < n; i++) {
+        const double *row = proba + i * k;
+        double s = 0.0, p;
+        int64_t c = column[i];
+        if (c < 0 || c >= k) {
+            PyErr_SetString(PyExc_ValueError, "log_loss_sum: a column out of range");
+            goto done;
+        }
+        for (j = 0; j < k; j++) s += row[j];
+        p = row[c] / s;
+        if (p < eps)
+            p = eps;
+        else if (p > 1.0)
+            p = 1.0;
+        total += log(p);
+    }
+    out = PyFloat_FromDouble(total);
+done:
+    buf_release(&pr);
+    buf_release(&col);
+    return out;
+}
+
+static PyObject *
+rank_sum(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    /* (sum of the ranks of the rows whose column is c, their count): ranks of proba[:, c] in the ascending ``order``
+       (an argsort of it), 1-based, tied scores given their group's average rank (the Mann-Whitney statistic). */
+    Buf pr = {0}, ord = {0}, col = {0};
+    Py_ssize_t n, k, c, i, j;
+    const double *proba;
+    const int64_t *order, *column;
+    double total = 0.0;
+    Py_ssize_t positives = 0;
+    PyObject *out = NULL;
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "rank_sum(proba, c, order, column) takes 4 arguments");
+        return NULL;
+    }
+    c = PyLong_AsSsize_t(args[1]);
+    if (c == -1 && PyErr_Occurred()) return NULL;
+    if (buf_get(args[0], &pr, 'd', 2, "proba") < 0) return NULL;
+    if (buf_get(args[2], &ord, 'i', 1, "order") < 0) goto done;
+    if (buf_get(args[3], &col, 'i', 1, "column") < 0) goto done;
+    n = pr.view.shape[0];
+    k = pr.view.shape[1];
+    if (c < 0 || c >= k || ord.view.shape[0] != n || col.view.shape[0] != n) {
+        PyErr_SetString(PyExc_ValueError, "rank_sum: shapes or class out of range");
+        goto done;
+    }
+    proba = (const double *)pr.view.buf;
+    order = (const int64_t *)ord.view.buf;
+    column = (const int64_t *)col.view.buf;
+    for (i = 0; i < n; i++) {
+        if (order[i] < 0 || order[i] >= n) {
+            PyErr_SetString(PyExc_ValueError, "rank_sum: an order index out of range");
+            goto done;
+        }
+    }
+    i = 0;
+    while (i < n) {
+        double v = proba[order[i] * k + c];
+        Py_ssize_t pos = 0;
+        j = i;
+        do {  /* the group of scores equal to v (a NaN equals nothing: a group of its own) */
+            pos += column[order[j]] == c;
+            j++;
+        } while (j < n && proba[order[j] * k + c] == v);
+        total += (double)pos * ((double)(i + 1 + j) / 2.0);  /* the average of ranks i+1 .. j */
+        positives += pos;
+        i = j;
+    }
+    out = Py_BuildValue("(dn)", total, positives);
+done:
+    buf_release(&pr);
+    buf_release(&ord);
+    buf_release(&col);
+    return out;
+}
+
 static PyMethodDef module_methods[] = {
+    {"class_counts", (PyCFunction)(void (*)(void))class_counts, METH_FASTCALL,
+     "class_counts(true_idx, pred_idx, proba, k) -> (tp, support, predicted): per-class counts (lists of k ints); "
+     "pred_idx None: each row's most probable class of proba (numpy's argmax); a pred index outside 0..k-1 is "
+     "no class."},
+    {"log_loss_sum", (PyCFunction)(void (*)(void))log_loss_sum, METH_FASTCALL,
+     "log_loss_sum(proba, column) -> float: the sum of log(clip(proba[i, column[i]] / proba[i].sum(), eps, 1))."},
+    {"rank_sum", (PyCFunction)(void (*)(void))rank_sum, METH_FASTCALL,
+     "rank_sum(proba, c, order, column) -> (rank sum, count) of the rows whose column is c, ranked by proba[:, c] "
+     "in ``order`` (its argsort), ties averaged."},
     {"log_plain", (PyCFunction)(void (*)(void))log_plain, METH_FASTCALL,
      "log_plain(put, tag, run_id, step, metrics) -> bool: put (tag, run_id, step, time.time(), dict(metrics)) "
      "when metrics is an exact dict of exact float/int values; False (nothing done) otherwise."},

@@ -468,16 +468,27 @@ def _classifier(name: str):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("name", ["logistic", "forest", "tree", "naive_bayes", "hist_boosting", "knn", "sgd"])
 @pytest.mark.parametrize("n_classes", [2, 3])
-def test_numpy_training_metrics_equal_sklearn_metrics(n_classes: int, name: str) -> None:
+@pytest.mark.parametrize("per_row", ["c", "numpy"])
+@pytest.mark.parametrize("label_kind", ["text", "int"])
+def test_numpy_training_metrics_equal_sklearn_metrics(
+    n_classes: int, name: str, per_row: str, label_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sklearn import metrics
     from sklearn.datasets import make_classification
 
     from autolog.integrations.sklearn import _metrics
 
+    if per_row == "numpy":
+        monkeypatch.setattr(_metrics, "_C", None)
+    elif _metrics._C is None:
+        pytest.skip("the C extension is not built here (or AUTOLOG_PURE_PYTHON is set)")
     x, y = make_classification(n_samples=300, n_classes=n_classes, n_informative=4, flip_y=0.2, random_state=1)
-    labels = np.array(["a", "b", "c"])[y]  # string labels
+    labels = np.array(["a", "b", "c"])[y] if label_kind == "text" else y  # ints 0..k-1: their own indices
     model = _classifier(name).fit(x, labels)
     got = _metrics.training_metrics(model, x, labels)
+    if name == "logistic":  # the first of its kind proves the direct probabilities; the second uses them
+        assert _metrics._proven_direct(model, x)
+        assert _metrics.training_metrics(model, x, labels) == got
     pred, proba = model.predict(x), model.predict_proba(x)
     p, r, f, _ = metrics.precision_recall_fscore_support(labels, pred, average="weighted", zero_division=0)
     auc = (
@@ -495,6 +506,49 @@ def test_numpy_training_metrics_equal_sklearn_metrics(n_classes: int, name: str)
             "training_roc_auc": auc,
         }
     )
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_per_row_passes_in_c_equal_the_numpy_ones(k: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counts, log loss and AUC from the C passes equal numpy's, with tied scores, a NaN row, predicted labels
+    that are no class (-1), and arrays the C code does not take (int32, Fortran order), which go numpy's way."""
+    from autolog.integrations.sklearn import _metrics
+
+    c_module = _metrics._C
+    if c_module is None:
+        pytest.skip("the C extension is not built here (or AUTOLOG_PURE_PYTHON is set)")
+    rng = np.random.default_rng(k)
+    n = 500
+    proba = rng.integers(0, 4, size=(n, k)).astype(float) + 0.5  # few distinct values: many ties
+    proba /= proba.sum(axis=1, keepdims=True)
+    proba[7] = np.nan
+    column = rng.integers(0, k, size=n)
+    pred = rng.integers(-1, k, size=n)
+    clean = np.delete(proba, 7, axis=0), np.delete(column, 7)
+
+    def each() -> list[object]:
+        return [
+            _metrics._counts(column, None, k, proba),
+            _metrics._counts(column, pred, k, proba),
+            _metrics._counts(column.astype(np.int32), None, k, np.asfortranarray(proba)),
+            _metrics._log_loss_sum(*clean),
+            _metrics._log_loss_sum(proba, column),  # NaN
+            _metrics._log_loss_sum(np.asfortranarray(clean[0]), clean[1].astype(np.int32)),
+            [_metrics._auc(clean[0], c, clean[1]) for c in range(k)],
+            [_metrics._auc(proba, c, column) for c in range(k)],  # the NaN row ranks last, as numpy sorts it
+        ]
+
+    in_c = each()
+    monkeypatch.setattr(_metrics, "_C", None)
+    in_numpy = each()
+    assert in_c[:3] == in_numpy[:3]
+    assert in_c[3] == pytest.approx(in_numpy[3], rel=1e-12)
+    assert np.isnan(in_c[4]) and np.isnan(in_numpy[4])
+    assert in_c[5] == pytest.approx(in_numpy[5], rel=1e-12)
+    assert in_c[6] == pytest.approx(in_numpy[6], rel=1e-12)
+    assert in_c[7] == pytest.approx(in_numpy[7], rel=1e-12)
+    with pytest.raises(TypeError):
+        c_module.class_counts(column.astype(np.int32), None, proba, k)
 
 
 def test_predict_is_called_unless_it_is_the_most_probable_class_by_construction(iris) -> None:

@@ -8,8 +8,12 @@ import functools
 import sys
 from typing import Any
 
-from autolog import patching
+from autolog import _native, patching
 from autolog.integrations.sklearn._log import NOT_APPLICABLE
+
+# The per-row passes in C (autolog/_speedups.c), where it was built: one call each in place of a dozen numpy calls
+# on a thousand rows. None: the numpy code below, which gives the same values (tests/integrations/test_sklearn.py).
+_C = _native.speedups if hasattr(_native.speedups, "class_counts") else None
 
 MAX_SAMPLE = 1000  # rows used for training metrics: a large training set does not pay a second full predict
 
@@ -53,8 +57,17 @@ def _rows(n: int) -> Any:
 
 def training_metrics(estimator: Any, x: Any, y: Any) -> dict[str, float]:
     """The usual metrics of the estimator's kind on a bounded sample of the training data."""
+    xs, ys = sample(x, y)
+    if ys is not None and _proven_direct(estimator, xs):
+        # A logistic regression whose probabilities are computed here (proven equal to its own): no method of the
+        # estimator runs, so there is no predict of ours to suppress, no random state to keep and no input check
+        # to skip, and the three context managers for those are left out.
+        from sklearn.base import is_classifier
+
+        if is_classifier(estimator):
+            return _classifier(estimator, xs, ys)
     with _GlobalRandomState():
-        return _training_metrics(estimator, x, y)
+        return _training_metrics(estimator, x, xs, ys)
 
 
 class _GlobalRandomState:
@@ -112,11 +125,10 @@ def _state_address(bits: Any, size: int) -> int | None:
         return None
 
 
-def _training_metrics(estimator: Any, x: Any, y: Any) -> dict[str, float]:
+def _training_metrics(estimator: Any, x: Any, xs: Any, ys: Any) -> dict[str, float]:
     from sklearn import config_context
     from sklearn.base import is_classifier, is_regressor
 
-    xs, ys = sample(x, y)
     # assume_finite: the sample is training data that fit has just validated; checking it again in each predict
     # would cost more than the arithmetic of the predict itself
     with patching.suppress(), config_context(assume_finite=True):
@@ -172,7 +184,7 @@ def _classifier(estimator: Any, xs: Any, ys: Any) -> dict[str, float]:
         labels, true_idx, pred_idx = _encoded(classes, truth, pred, proba)
     except NOT_APPLICABLE:
         return {}
-    out, present = _count_metrics(true_idx, pred_idx, len(labels))
+    out, present = _count_metrics(true_idx, pred_idx, len(labels), proba)
     if proba is not None:
         column = true_idx if labels is classes else _columns(classes, labels, true_idx)
         if column is not None:
@@ -220,8 +232,8 @@ _LINEAR_OVR = ("sklearn.linear_model._base.LinearClassifierMixin._predict_proba_
 _direct_ok: dict[Any, bool] = {}  # kind -> the direct result equalled predict_proba's
 
 
-def _direct_proba(estimator: Any, xs: Any) -> Any:
-    """predict_proba(xs) computed directly (see above), or None where that does not apply or is not proven."""
+def _direct_kind(estimator: Any, xs: Any) -> Any:
+    """The kind (a key of ``_direct_ok``) whose probabilities ``_direct_proba`` would compute, or None."""
     import numpy as np
 
     cls = type(estimator)
@@ -229,7 +241,7 @@ def _direct_proba(estimator: Any, xs: Any) -> Any:
         return None
     if _qualname(getattr(cls, "predict_proba", None)) != _LINEAR_PROBA:
         return None
-    coef, intercept = getattr(estimator, "coef_", None), getattr(estimator, "intercept_", None)
+    coef = getattr(estimator, "coef_", None)
     if type(coef) is not np.ndarray or coef.ndim != 2 or coef.shape[1] != xs.shape[1]:
         return None
     if (
@@ -247,11 +259,30 @@ def _direct_proba(estimator: Any, xs: Any) -> Any:
             getattr(estimator, "multi_class", None),
             getattr(estimator, "solver", None),
         )
-        proven = _direct_ok.get(kind)
-    except TypeError:  # an unhashable multi_class or solver: not a kind we can remember
+        hash(kind)
+    except (TypeError, AttributeError):  # an unhashable multi_class or solver: not a kind we can remember
         return None
+    return kind
+
+
+def _proven_direct(estimator: Any, xs: Any) -> bool:
+    """Whether the metrics of ``estimator`` on ``xs`` need no method of it: its probabilities are computed here
+    (a kind proven equal) and its predictions are their most probable class."""
+    kind = _direct_kind(estimator, xs)
+    return kind is not None and _direct_ok.get(kind) is True and _predicts_most_probable(type(estimator))
+
+
+def _direct_proba(estimator: Any, xs: Any) -> Any:
+    """predict_proba(xs) computed directly (see above), or None where that does not apply or is not proven."""
+    import numpy as np
+
+    kind = _direct_kind(estimator, xs)
+    if kind is None:
+        return None
+    proven = _direct_ok.get(kind)
     if proven is False:
         return None
+    coef, intercept = estimator.coef_, getattr(estimator, "intercept_", None)
     try:
         proba = linear_proba(xs, coef, intercept)
     except (*NOT_APPLICABLE, FloatingPointError):  # an odd intercept_ (a subclass's): scikit-learn's own path
@@ -285,7 +316,8 @@ def linear_proba(xs: Any, coef: Any, intercept: Any) -> Any:
 
 def _encoded(classes: Any, truth: Any, pred: Any, proba: Any) -> tuple[Any, Any, Any]:
     """(labels, true_idx, pred_idx): the true and predicted labels as indices into the sorted ``labels`` (-1 for a
-    predicted label that is none of them). ``pred`` None: the most probable class of ``proba``.
+    predicted label that is none of them). ``pred`` None: the most probable class of ``proba``, left to
+    ``_count_metrics`` (``pred_idx`` None) when the labels are ``classes``.
 
     ``labels`` is ``classes`` itself (the classifier's ``classes_``) when it is sorted and holds every true label,
     as scikit-learn's do: then proba's columns are the labels' indices and the most probable class is its column;
@@ -293,13 +325,35 @@ def _encoded(classes: Any, truth: Any, pred: Any, proba: Any) -> tuple[Any, Any,
     import numpy as np
 
     if _ascending(classes):
-        true_idx = _indices(classes, truth)
+        true_idx = _own_indices(classes, truth)
+        if true_idx is None:
+            true_idx = _indices(classes, truth)
         if true_idx.min() >= 0:
-            return classes, true_idx, proba.argmax(axis=1) if pred is None else _indices(classes, pred)
+            return classes, true_idx, None if pred is None else _indices(classes, pred)
     if pred is None:
         pred = classes.take(proba.argmax(axis=1))
     labels, true_idx = np.unique(truth, return_inverse=True)
     return labels, true_idx.reshape(-1), _indices(labels, pred)
+
+
+def _own_indices(classes: Any, truth: Any) -> Any:
+    """``truth`` itself when the classes are the integers 0..k-1 (sorted) and it is an int64 array of them: each
+    label is its own index. None otherwise, or when a label is out of that range."""
+    import numpy as np
+
+    k = len(classes)
+    if (
+        classes.dtype.kind not in "iu"
+        or truth.dtype != np.int64
+        or truth.ndim != 1
+        or not len(truth)
+        or classes[0] != 0
+        or classes[-1] != k - 1
+    ):
+        return None
+    if truth.min() < 0 or truth.max() >= k:
+        return None
+    return truth
 
 
 def _ascending(classes: Any) -> bool:
@@ -323,17 +377,13 @@ def _indices(labels: Any, values: Any) -> Any:
 # The metrics below are computed with numpy rather than sklearn.metrics: its input validation costs milliseconds a
 # call, more than the whole logging budget of a small fit. tests/integrations/test_sklearn.py checks that they
 # equal sklearn.metrics' values.
-def _count_metrics(true_idx: Any, pred_idx: Any, k: int) -> tuple[dict[str, float], int]:
+def _count_metrics(true_idx: Any, pred_idx: Any, k: int, proba: Any) -> tuple[dict[str, float], int]:
     """Accuracy, and precision, recall and F1 averaged with support weights, zero_division=0 (sklearn's
-    ``average="weighted"``), from per-label counts; and how many labels occur in the truth. The sums over the
-    labels run in Python: a few labels cost less that way than a dozen numpy calls on arrays of that length."""
-    import numpy as np
-
+    ``average="weighted"``), from per-label counts; and how many labels occur in the truth. ``pred_idx`` None: the
+    most probable column of ``proba``. The sums over the labels run in Python: a few labels cost less that way
+    than a dozen numpy calls on arrays of that length."""
     n = len(true_idx)
-    hit = pred_idx == true_idx
-    tp = np.bincount(true_idx[hit], minlength=k).tolist()
-    support = np.bincount(true_idx, minlength=k).tolist()
-    predicted = np.bincount(pred_idx[pred_idx >= 0], minlength=k).tolist()
+    tp, support, predicted = _counts(true_idx, pred_idx, k, proba)
     precision = recall = f1 = 0.0
     present = 0
     for t, s, q in zip(tp, support, predicted, strict=True):
@@ -351,24 +401,70 @@ def _count_metrics(true_idx: Any, pred_idx: Any, k: int) -> tuple[dict[str, floa
     return out, present
 
 
+def _counts(true_idx: Any, pred_idx: Any, k: int, proba: Any) -> tuple[list[int], list[int], list[int]]:
+    """(true positives, support, predicted) per label, as lists."""
+    import numpy as np
+
+    if _C is not None:
+        try:
+            return _C.class_counts(true_idx, pred_idx, proba, k)  # type: ignore[no-any-return]
+        except (TypeError, ValueError):  # not int64 / float64 arrays: numpy's way
+            pass
+    if pred_idx is None:
+        pred_idx = proba.argmax(axis=1)
+    hit = pred_idx == true_idx
+    tp = np.bincount(true_idx[hit], minlength=k).tolist()
+    support = np.bincount(true_idx, minlength=k).tolist()
+    predicted = np.bincount(pred_idx[pred_idx >= 0], minlength=k).tolist()
+    return tp, support, predicted
+
+
 def _proba_metrics(proba: Any, column: Any, present: int) -> dict[str, float]:
     """log loss and ROC AUC (one-vs-rest, macro, for more than two classes) from ``predict_proba``; ``column``:
     each row's true class as a column of ``proba``; ``present``: how many classes occur in the truth."""
     import numpy as np
 
     n, n_classes = proba.shape
+    out = {"training_log_loss": -_log_loss_sum(proba, column) / n}
+    if n_classes == 2 and present == 2:
+        out["training_roc_auc"] = _auc(proba, 1, column)
+    elif n_classes > 2 and present == n_classes:  # one-vs-rest, macro average
+        out["training_roc_auc"] = float(np.mean([_auc(proba, c, column) for c in range(n_classes)]))
+    return out
+
+
+def _log_loss_sum(proba: Any, column: Any) -> float:
+    """The sum over rows of log(each row's probability of its true class, the row normalised, clipped to [eps, 1])."""
+    import numpy as np
+
+    if _C is not None:
+        try:
+            return float(_C.log_loss_sum(proba, column))
+        except (TypeError, ValueError):
+            pass
     # each row's total as a matrix-vector product: ``proba.sum(axis=1)`` reduces along the short rows of a C-ordered
     # array, ~25 us for a thousand rows here; the order of the additions differs only in the last bit
-    picked = proba[np.arange(n), column]
-    picked /= proba @ np.ones(n_classes)
+    picked = proba[np.arange(len(proba)), column]
+    picked /= proba @ np.ones(proba.shape[1])
     np.clip(picked, _EPS, 1, out=picked)
     np.log(picked, out=picked)
-    out = {"training_log_loss": -float(np.add.reduce(picked)) / n}
-    if n_classes == 2 and present == 2:
-        out["training_roc_auc"] = _binary_auc(column == 1, proba[:, 1])
-    elif n_classes > 2 and present == n_classes:  # one-vs-rest, macro average
-        out["training_roc_auc"] = float(np.mean([_binary_auc(column == c, proba[:, c]) for c in range(n_classes)]))
-    return out
+    return float(np.add.reduce(picked))
+
+
+def _auc(proba: Any, c: int, column: Any) -> float:
+    """ROC AUC of class ``c`` against the rest, scored by its column of ``proba``."""
+    import numpy as np
+
+    score = proba[:, c]
+    if _C is not None:
+        try:
+            rank_sum, n_pos = _C.rank_sum(proba, c, np.argsort(score), column)
+        except (TypeError, ValueError):
+            pass
+        else:
+            n_neg = len(score) - n_pos
+            return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return _binary_auc(column == c, score)
 
 
 _EPS = 2.220446049250313e-16  # np.finfo(float).eps, what log_loss clips to
