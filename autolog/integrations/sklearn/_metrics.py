@@ -61,7 +61,9 @@ def training_metrics(estimator: Any, x: Any, y: Any) -> dict[str, float]:
     if ys is not None and _proven_direct(estimator, xs):
         # A logistic regression whose probabilities are computed here (proven equal to its own): no method of the
         # estimator runs, so there is no predict of ours to suppress, no random state to keep and no input check
-        # to skip, and the three context managers for those are left out.
+        # to skip, and the three context managers for those are left out. (Should the direct computation fail after
+        # all, ``_proba`` calls its predict_proba: it draws no random numbers, and its result never reaches a
+        # metric function of the user's, so post-training metrics cannot count it either.)
         from sklearn.base import is_classifier
 
         if is_classifier(estimator):
