@@ -484,8 +484,8 @@ log_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 /* -- training metrics of a classifier (autolog/integrations/sklearn/_metrics.py) --------------------------------
    The per-row work of the metrics computed after a scikit-learn fit, one pass each in place of a dozen numpy calls
    (each of which costs more than its arithmetic on a thousand rows). Arrays come through the buffer protocol:
-   row indices as int64, probabilities as a C-ordered float64 matrix; anything else raises TypeError and the
-   caller takes its numpy path. The caller guarantees 0 <= index < k for the true classes. */
+   row indices as int64, probabilities as a C-ordered float64 matrix, in this machine's byte order; anything else
+   raises TypeError and the caller takes its numpy path. An index out of range raises ValueError. */
 
 typedef struct {
     Py_buffer view;
@@ -511,7 +511,11 @@ buf_get(PyObject *obj, Buf *b, char kind, int ndim, const char *what)
     }
     b->held = 1;
     f = b->view.format == NULL ? "B" : b->view.format;
+#if PY_LITTLE_ENDIAN
     if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++;
+#else
+    if (f[0] == '>' || f[0] == '!' || f[0] == '=' || f[0] == '@') f++;
+#endif
     if (b->view.ndim != ndim || b->view.itemsize != 8 || f[1] != '\0' ||
         (kind == 'i' ? (f[0] != 'q' && f[0] != 'l') : f[0] != 'd')) {
         buf_release(b);

@@ -536,6 +536,7 @@ def test_per_row_passes_in_c_equal_the_numpy_ones(k: int, monkeypatch: pytest.Mo
             _metrics._log_loss_sum(np.asfortranarray(clean[0]), clean[1].astype(np.int32)),
             [_metrics._auc(clean[0], c, clean[1]) for c in range(k)],
             [_metrics._auc(proba, c, column) for c in range(k)],  # the NaN row ranks last, as numpy sorts it
+            _metrics._counts(column.astype(column.dtype.newbyteorder()), None, k, proba),  # the other byte order
         ]
 
     in_c = each()
@@ -547,6 +548,7 @@ def test_per_row_passes_in_c_equal_the_numpy_ones(k: int, monkeypatch: pytest.Mo
     assert in_c[5] == pytest.approx(in_numpy[5], rel=1e-12)
     assert in_c[6] == pytest.approx(in_numpy[6], rel=1e-12)
     assert in_c[7] == pytest.approx(in_numpy[7], rel=1e-12)
+    assert in_c[8] == in_numpy[8] == in_numpy[0]
     with pytest.raises(TypeError):
         c_module.class_counts(column.astype(np.int32), None, proba, k)
 
