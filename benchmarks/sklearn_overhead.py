@@ -59,6 +59,8 @@ def main() -> None:
         "of block (does it run slower after autolog's work?) and autolog's time around it",
     )
     args = parser.parse_args()
+    if args.alternate and args.mode != "autolog":
+        parser.error("--alternate compares autolog's patched fit with the library's own: use it with --mode autolog")
     warnings.simplefilter("ignore")
     import numpy as np
     from sklearn.datasets import make_classification
