@@ -126,7 +126,7 @@ def log_model(backend: MlflowBackend, run_id: str, art: ModelArtifact, tmp: Path
             once_key=f"mlflow-model:{art.flavor}:{type(exc).__name__}",
         )
         return False
-    backend.client.log_artifacts(run_id, str(target), art.path)
+    backend.upload_dir(run_id, target, art.path)
     name = art.metadata.get("register_model") or _option_register_model()
     if name:
         register(backend, run_id, art.path, str(name))

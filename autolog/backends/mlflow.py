@@ -23,7 +23,8 @@ import os
 import sys
 import tempfile
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ JOIN_TAG = "autolog.mlflow_run_id"  # set on the training thread when a user's m
 PARENT_TAG = "mlflow.parentRunId"
 
 _PARAM_CHANGED = "Changing param values is not allowed"  # MLflow's message when a request changes one
+UPLOAD_THREADS = 4  # files of one artifact folder sent to a tracking server at once
+_REPO_CACHE = 1024  # artifact repositories kept, one a run (as MLflow's own cache)
 
 MLFLOW_LIMITS = Limits(
     max_records_per_write=1000,  # mlflow.utils.validation.MAX_ENTITIES_PER_BATCH
@@ -86,6 +89,8 @@ class MlflowBackend(Backend):
         self._joined: set[str] = set()  # autolog ids whose MLflow run belongs to the user: never ended by us
         self._experiments: dict[str, str] = {}  # name -> id
         self._params: dict[str, dict[str, str]] = {}  # MLflow run id -> params it holds (as far as we know)
+        self._runs: dict[str, tuple[str, str, str]] = {}  # MLflow run id -> (artifact uri, experiment id, name)
+        self._repos: OrderedDict[str, Any] = OrderedDict()  # MLflow run id -> its artifact repository
         self._dropped: Counter[str] = Counter()
         self._pid = os.getpid()
 
@@ -102,6 +107,7 @@ class MlflowBackend(Backend):
     def after_fork(self) -> None:
         self._client = None
         self._rest = None
+        self._repos.clear()  # their HTTP sessions belong to the parent
         self._pid = os.getpid()
 
     # -- write ----------------------------------------------------------------------------------------------
@@ -120,21 +126,68 @@ class MlflowBackend(Backend):
         params, changed = self._new_params(run_id, wanted)
         run_tags = {_safe_key(k): v for k, v in tags.items()}
         if metrics or params or run_tags:
-            try:
-                self._log_batch(run_id, metrics, params, run_tags)
-            except Exception as exc:
-                if not params or _PARAM_CHANGED not in str(exc):
-                    raise
-                # a value set before this process knew (a joined run, a replayed journal): learn them, send again
-                self._params[run_id] = dict(self.client.get_run(run_id).data.params)
-                params, changed = self._new_params(run_id, wanted)
-                self._log_batch(run_id, metrics, params, run_tags)
+            # the artifacts (a model: saved in MLflow's format, then uploaded) go beside the request, not after it:
+            # the request mostly waits for the server, and the end of a run waits for both
+            with _beside(self._log_artifacts, run_id, rec.artifacts) if rec.artifacts else contextlib.nullcontext():
+                try:
+                    self._log_batch(run_id, metrics, params, run_tags)
+                except Exception as exc:
+                    if not params or _PARAM_CHANGED not in str(exc):
+                        raise
+                    # a value set before this process knew (a joined run, a replayed journal): learn them, send again
+                    self._params[run_id] = dict(self.client.get_run(run_id).data.params)
+                    params, changed = self._new_params(run_id, wanted)
+                    self._log_batch(run_id, metrics, params, run_tags)
             self._params.setdefault(run_id, {}).update(params)
+        else:
+            self._log_artifacts(run_id, rec.artifacts)
         self._report_changed(run_id, rec.run_id, changed)
-        for art in rec.artifacts:
-            self._log_artifact(run_id, art)
         if rec.end is not None and rec.run_id not in self._joined:
-            self.client.set_terminated(run_id, status=rec.end.status, end_time=_ms(rec.end.end_time))
+            self._terminate(run_id, rec.end.status, _ms(rec.end.end_time))
+
+    def _log_artifacts(self, run_id: str, artifacts: list[Artifact]) -> None:
+        for art in artifacts:
+            self._log_artifact(run_id, art)
+
+    def _terminate(self, run_id: str, status: str, end_time: int) -> None:
+        """``MlflowClient.set_terminated``, less its ``get_run`` request (MLflow fetches the whole run to print the
+        run's link): to a plain tracking server, the status is sent alone and the link printed, as MLflow prints it,
+        from what this backend learnt when it created the run."""
+        known = self._runs.get(run_id)
+        link = self._link(run_id, known[1], known[2]) if known is not None else None
+        if link is None:
+            self.client.set_terminated(run_id, status=status, end_time=end_time)
+            return
+        from mlflow.entities import RunStatus
+
+        self._rest.update_run_info(run_id, run_status=RunStatus.from_string(status), end_time=end_time, run_name=None)
+        if link:
+            sys.stdout.write(link)
+
+    def _link(self, run_id: str, experiment_id: str, name: str) -> str | None:
+        """MLflow's "View run" lines for a run on a plain tracking server ("" when its user turned them off); None
+        where MLflow's own ``set_terminated`` should print them (Databricks, a workspace, another store)."""
+        store = self._rest_store()
+        if store is None or type(store) is not _bounded_classes()[0]:
+            return None
+        try:
+            from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
+            from mlflow.utils.uri import is_databricks_uri
+            from mlflow.utils.workspace_context import get_request_workspace
+            from mlflow.utils.workspace_utils import DEFAULT_WORKSPACE_NAME
+
+            if is_databricks_uri(self.client.tracking_uri) or get_request_workspace() not in (
+                None,
+                DEFAULT_WORKSPACE_NAME,
+            ):
+                return None
+            if MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.get():
+                return ""
+            host = self._rest.get_host_creds().host.rstrip("/")
+        except (ImportError, AttributeError):
+            return None
+        experiment_url = f"{host}/#/experiments/{experiment_id}"
+        return f"🏃 View run {name} at: {experiment_url}/runs/{run_id}\n🧪 View experiment at: {experiment_url}\n"
 
     def _log_batch(
         self, run_id: str, metrics: list[tuple[str, float, int, int]], params: dict[str, str], tags: dict[str, str]
@@ -224,9 +277,46 @@ class MlflowBackend(Backend):
             parent = str(Path(art.path).parent).replace(os.sep, "/")
             folder = None if parent in ("", ".") else parent
             if target.is_dir():
-                self.client.log_artifacts(run_id, str(target), art.path)
+                self.upload_dir(run_id, target, art.path)
             else:
-                self.client.log_artifact(run_id, str(target), folder)
+                self.artifact_repo(run_id).log_artifact(str(target), folder)
+
+    def artifact_repo(self, run_id: str) -> Any:
+        """The run's artifact repository, as ``MlflowClient`` would make it, but from the artifact URI the run was
+        created or joined with: MLflow's client asks the server for the whole run (``get_run``) first, once a run."""
+        repo = self._repos.get(run_id)
+        if repo is None:
+            known = self._runs.get(run_id)
+            uri = known[0] if known is not None else self.client.get_run(run_id).info.artifact_uri
+            from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+            from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
+
+            tracking_uri = self.client.tracking_uri
+            uri = add_databricks_profile_info_to_artifact_uri(uri, tracking_uri)
+            repo = self._repos[run_id] = get_artifact_repository(uri, tracking_uri=tracking_uri)
+            if len(self._repos) > _REPO_CACHE:
+                self._repos.popitem(last=False)
+        return repo
+
+    def upload_dir(self, run_id: str, local_dir: Path, artifact_path: str) -> None:
+        """``log_artifacts``: to a tracking server's artifact proxy, ``UPLOAD_THREADS`` files at a time (MLflow sends
+        one after another, a request each: a model in MLflow's format is six files or more)."""
+        repo = self.artifact_repo(run_id)
+        from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
+
+        files = [(Path(root), name) for root, _, names in os.walk(local_dir) for name in names]
+        if not isinstance(repo, HttpArtifactRepository) or len(files) < 2:
+            repo.log_artifacts(str(local_dir), artifact_path)
+            return
+
+        def folder(root: Path) -> str:
+            rel = root.relative_to(local_dir).as_posix()
+            return artifact_path if rel == "." else f"{artifact_path}/{rel}"
+
+        with ThreadPoolExecutor(min(UPLOAD_THREADS, len(files)), thread_name_prefix="autolog-upload") as pool:
+            sent = [pool.submit(repo.log_artifact, str(root / name), folder(root)) for root, name in files]
+        for done in sent:
+            done.result()  # the first failure is raised, after every upload has ended
 
     # -- runs ------------------------------------------------------------------------------------------------
     def _run_id(self, rec: RunRecords) -> str:
@@ -248,7 +338,7 @@ class MlflowBackend(Backend):
 
         user_run = start.tags[JOIN_TAG]
         try:
-            self.client.get_run(user_run)
+            info = self.client.get_run(user_run).info
         except MlflowException:
             _errors.warn(
                 f"autolog: the MLflow run {user_run} active when run {start.run_id[:8]} began is not in "
@@ -257,6 +347,7 @@ class MlflowBackend(Backend):
             )
             return False
         self._ids[start.run_id] = user_run
+        self._runs[user_run] = (info.artifact_uri, info.experiment_id, info.run_name or "")
         self._joined.add(start.run_id)
         return True
 
@@ -323,7 +414,9 @@ class MlflowBackend(Backend):
             tags=self._start_tags(start),
             run_name=start.name,
         )
-        return str(run.info.run_id)
+        info = run.info
+        self._runs[info.run_id] = (info.artifact_uri, info.experiment_id, info.run_name or start.name)
+        return str(info.run_id)
 
     # -- read -----------------------------------------------------------------------------------------------
     def _resolve(self, run_id: str) -> str:
@@ -401,6 +494,20 @@ class MlflowBackend(Backend):
     def download_artifact(self, run_id: str, path: str) -> Path:
         target = tempfile.mkdtemp(prefix="autolog-mlflow-")
         return Path(self.client.download_artifacts(self._resolve(run_id), path, target))
+
+
+@contextlib.contextmanager
+def _beside(function: Any, *args: Any) -> Any:
+    """Run ``function(*args)`` in a thread while the ``with`` body runs; leaving waits for it and raises its error
+    (the body's own error first)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="autolog-beside") as pool:
+        done = pool.submit(function, *args)
+        try:
+            yield
+        finally:
+            wait = done.exception()  # waits; re-raised below only when the body itself raised nothing
+        if wait is not None:
+            raise wait
 
 
 REQUEST_TIMEOUT = 30  # seconds one request to a tracking server may take (MLflow's default: 120)
@@ -521,7 +628,12 @@ def _bounded_classes() -> tuple[type, type]:
                 validate()
             path, method = infos[api]
             endpoint = endpoint or path
-            body = json.loads(json_body) if json_body is not None else None
+            if method == "GET":
+                send: dict[str, Any] = {"params": json.loads(json_body) if json_body is not None else None}
+            elif json_body is None:
+                send = {"json": None}
+            else:  # the JSON text as it is: parsed and encoded again it is the same body, ~2 ms a 1,000 metrics
+                send = {"data": json_body.encode("utf-8"), "extra_headers": {"Content-Type": "application/json"}}
             response = http_request(
                 self.get_host_creds(),
                 endpoint,
@@ -529,7 +641,7 @@ def _bounded_classes() -> tuple[type, type]:
                 max_retries=0,
                 backoff_factor=0,
                 timeout=_request_timeout(),
-                **({"params": body} if method == "GET" else {"json": body}),
+                **send,
             )
             response = verify_rest_response(response, endpoint)
             proto = response_proto or api.Response()

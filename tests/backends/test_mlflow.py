@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -391,3 +392,25 @@ def test_an_mlflow_server_that_is_not_there_does_not_hold_up_the_other_stores(
     assert autolog.session.writer().dropped() == {f"backend_error in {dead}": 53}  # start, param, 50 values, end
     assert any(f"backend {dead} failed" in str(w.message) for w in caught)
     assert dict(os.environ) == before  # MLflow's settings for the rest of the process: untouched
+
+
+def test_artifacts_go_beside_the_request_and_their_failure_is_the_writes() -> None:
+    """A run's artifacts (a model saved in MLflow's format, then uploaded) are sent while the batch's request waits
+    for the server. The helper must run at the same time as the request (the helper waits for the request to begin,
+    and would time out if it ran before or after it), its error must fail the write (so the writer retries the batch
+    as it did), and the request's own error must win over it."""
+    from autolog.backends.mlflow import _beside
+
+    began = threading.Event()
+    seen: list[bool] = []
+    with _beside(lambda: seen.append(began.wait(10))):
+        began.set()
+    assert seen == [True]
+
+    def fail() -> None:
+        raise OSError("upload refused")
+
+    with pytest.raises(OSError, match="upload refused"), _beside(fail):
+        pass
+    with pytest.raises(ValueError, match="request refused"), _beside(fail):
+        raise ValueError("request refused")

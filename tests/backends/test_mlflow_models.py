@@ -9,6 +9,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -262,3 +263,61 @@ def test_logging_a_model_prints_no_type_hint_warning_and_a_wrapped_model_loads_i
     )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     assert float(loaded.stdout.strip().strip("[]")) == pytest.approx(4.0)
+
+
+def test_a_run_with_a_model_ends_without_asking_the_server_for_the_run(
+    mlflow_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MLflow's client fetches the whole run (``runs/get``) before its first upload, to find the artifact store, and
+    again in ``set_terminated``, to print the run's link: two requests at the end of every run, which the training
+    call waits for. The backend knows both from ``runs/create``. A spy on the HTTP session (the requests still go to
+    the real server) lists what was sent; the model's files, uploaded several at a time, are all there and load."""
+    import requests
+
+    sent: list[tuple[str, str]] = []
+    real = requests.Session.request
+
+    def spy(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append((method, url))
+        return real(self, method, url, *args, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", spy)
+    x, y = _data()
+    model, predict = _pytorch(x, y)  # a folder inside the model (data/): uploads keep the layout
+    autolog.enable(backend=f"mlflow+{mlflow_uri}", flush_interval=0.05, disable_for="*")
+    with autolog.start_run("ends-fast", experiment="exp-end") as run:
+        autolog.log_metric("loss", 0.5, step=0)
+        run.log_model(model_artifact("pytorch", copy.deepcopy(model), _pickle_save, f"{__name__}:load_pickle"))
+    assert autolog.flush(120)
+    paths = [urllib.parse.urlparse(url).path for _, url in sent]
+    assert not [p for p in paths if p.endswith("/runs/get")], paths
+    puts = [p for (method, _), p in zip(sent, paths, strict=True) if method == "PUT"]
+    uploads = sorted(p.rsplit("/artifacts/", 1)[1] for p in puts)  # .../<run id>/artifacts/model/...
+    df = mlflow.search_runs(experiment_names=["exp-end"])
+    mid = str(df["run_id"].iloc[0])
+    assert df["status"].iloc[0] == "FINISHED"
+    client = MlflowClient(mlflow_uri)
+    stored: list[str] = []
+    todo = ["model"]
+    while todo:
+        for info in client.list_artifacts(mid, todo.pop()):
+            (todo if info.is_dir else stored).append(info.path)
+    assert uploads == sorted(stored) and "model/MLmodel" in stored and any(s.startswith("model/data/") for s in stored)
+    expected = np.asarray(predict(x[:20]))
+    got = np.asarray(mlflow.pyfunc.load_model(f"runs:/{mid}/model").predict(x[:20]))
+    np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-5, atol=1e-6)
+    out = capsys.readouterr().out  # the link MLflow prints when a run ends, printed as MLflow prints it
+    experiment_id = str(df["experiment_id"].iloc[0])
+    assert f"View run ends-fast at: {mlflow_uri}/#/experiments/{experiment_id}/runs/{mid}\n" in out
+
+
+def test_the_links_are_not_printed_when_mlflow_is_told_not_to(
+    mlflow_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    autolog.enable(backend=f"mlflow+{mlflow_uri}", flush_interval=0.05, disable_for="*")
+    with autolog.start_run("quiet", experiment="exp-quiet"):
+        autolog.log_metric("loss", 0.5, step=0)
+    assert autolog.flush(60)
+    assert mlflow.search_runs(experiment_names=["exp-quiet"])["status"].iloc[0] == "FINISHED"
+    assert "View run" not in capsys.readouterr().out
