@@ -184,10 +184,17 @@ def shutdown() -> None:
     timeout = options().shutdown_timeout
     if not current.stop(timeout):
         if current.spool is not None:
+            lost = current.memory_lost
             print(
-                f"autolog: {current.spool_unsent} records were not written within AUTOLOG_SHUTDOWN_TIMEOUT="
-                f"{timeout:g}s (the backend did not answer in time); they are kept in the spool at "
-                f"{current.spool.directory}: run `autolog sync` to send them",
+                f"autolog: {current.spool_unsent + lost} records were not written within AUTOLOG_SHUTDOWN_TIMEOUT="
+                f"{timeout:g}s (the backend did not answer in time); "
+                + (
+                    f"{current.spool_unsent} are kept in the spool at {current.spool.directory}: run `autolog sync` "
+                    "to send them"
+                    if current.spool_unsent
+                    else "none of them are in the spool"
+                )
+                + (f"; {lost} held in memory only (artifacts, tensor values) are lost" if lost else ""),
                 file=sys.stderr,
             )
         else:

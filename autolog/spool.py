@@ -93,6 +93,19 @@ def _plain_value(value: Any) -> float | None:
 _text = safe_repr  # imported once: a function-level import here ran for every param and tag value
 
 
+def _memory_part(record: Record) -> Record | None:
+    """The part of a queued record that only memory holds (None when the journal has all of it): an artifact, a
+    record logged while the journal was full, or a metric call's tensor values (the call as logged, without them)."""
+    kind, n = record[0], len(record)
+    if kind == METRICS:
+        if n == 7:
+            return (METRICS, record[1], record[2], record[3], record[6])
+        if n == 6 and record[5] is None:
+            return record[:5]
+        return None
+    return record if n == _BASE_LEN.get(kind, 0) else None
+
+
 def _plain_record(record: Record) -> tuple[Any, ...] | None:
     """A queue record reduced to picklable plain data, or None for records that are not journaled."""
     kind = record[0]
@@ -437,15 +450,7 @@ class Spool:
     def _hold(self, writer: Writer, chunk: list[Record], hi: int) -> None:
         self.hi = max(self.hi, hi)
         for record in chunk:
-            kind, n = record[0], len(record)
-            keep: Record | None = None
-            if kind == METRICS:
-                if n == 7:
-                    keep = (METRICS, record[1], record[2], record[3], record[6])
-                elif n == 6 and record[5] is None:
-                    keep = record[:5]
-            elif n == _BASE_LEN.get(kind, 0):  # not journaled: kept in memory
-                keep = record
+            keep = _memory_part(record)
             if keep is None:
                 continue
             if len(self.held) >= writer.max_queue:
@@ -492,6 +497,12 @@ class Spool:
                 with contextlib.suppress(BufferError, ValueError):
                     self._maps.pop(0).close()
             self.full = False
+
+    def memory_only(self, records: list[Record]) -> int:
+        """Of ``records`` (queued, not written) and of what an outage holds, the values the journal does not have
+        (artifacts, tensor values, records logged while it was full): lost if the process ends now."""
+        parts = [part for part in map(_memory_part, records) if part is not None]
+        return sum(len(r[4]) if r[0] == METRICS else 1 for r in (*parts, *self.held))
 
     def unsent(self) -> int:
         """Records in the journal past the confirmed offset (metrics and rare records)."""

@@ -71,6 +71,7 @@ class Writer:
         self.on_failure: Callable[[Batch, BaseException], None] = self._drop_failed
         self.spool: Spool | None = None  # the crash-durable journal (autolog.spool), attached by the session
         self.spool_unsent = 0  # records left in the spool by ``stop``
+        self.memory_lost = 0  # records ``stop`` left unwritten that the spool's journal does not hold
         self._fresh_state()
 
     def _fresh_state(self) -> None:
@@ -203,6 +204,11 @@ class Writer:
             thread.join(max(0.0, deadline - time.monotonic()))
         if self.spool is not None:  # what the store has not confirmed stays in the spool for `autolog sync`
             self.spool_unsent = 0 if ok else self.spool.unsent()
+            if not ok:  # what the journal does not hold is lost with the process: counted, and said at exit
+                waiting = [r for r in (*list(self._queue), *self._in_hand) if r[0] != MARKER]
+                self.memory_lost = self.spool.memory_only(waiting)
+                if self.memory_lost:
+                    self._count_drop("held_in_memory_at_exit", self.memory_lost)
             self.spool.close(delete=ok)
         return ok
 

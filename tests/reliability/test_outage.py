@@ -76,6 +76,53 @@ def test_store_locked_by_another_process_training_goes_on_and_exit_is_bounded(tm
     assert store.get_run(run_id).status == "FINISHED"  # its end was in the spool: a finished run stays finished
 
 
+CHILD_ARTIFACT = """
+    import autolog
+    from autolog.records import Artifact
+    autolog.enable("{uri}", flush_interval=0.05)
+    with autolog.start_run("warm-up") as run:
+        run.log_metrics({{"x": 1.0}}, step=0)
+    print(run.id, flush=True)
+    input()                                   # the parent now holds the store's write lock
+    with autolog.start_run("notes") as run:
+        run.log_metrics({{"loss": 0.5}}, step=0)
+        run.log_artifact(Artifact.of_bytes("notes.txt", b"kept in memory only"))
+"""
+
+
+def test_at_exit_what_the_spool_does_not_hold_is_counted_lost_not_said_to_wait_in_it(tmp_path: Path) -> None:
+    """The journal holds a run's start, metrics and end, not its artifacts (nor tensor values). When the store is
+    still locked at exit, the message must not say that everything waits in the spool: the artifact is counted as
+    lost, in the message and in the drop report. The same real fault as above: a SQLite store locked past exit."""
+    db = tmp_path / "store" / "runs.db"
+    uri = f"sqlite:///{db}"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(CHILD_ARTIFACT.format(uri=uri))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "AUTOLOG_SHUTDOWN_TIMEOUT": "1", "AUTOLOG_TESTING": "0"},
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdout.readline()
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        _, stderr = proc.communicate("\n", timeout=60)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert proc.returncode == 0, stderr
+    assert "autolog: 4 records were not written within AUTOLOG_SHUTDOWN_TIMEOUT=1s" in stderr, stderr
+    assert "3 are kept in the spool" in stderr and "1 held in memory only (artifacts, tensor values) are lost" in stderr
+    assert "autolog: 1 records were not stored (1 held in memory at exit)" in stderr, stderr
+    out = subprocess.run(
+        [sys.executable, "-m", "autolog", "sync", "--backend", uri], capture_output=True, text=True, check=True
+    ).stdout
+    assert "sent 3 records" in out, out  # the start, the metric and the end: what the message said was there
+
+
 class Unreachable(SqliteBackend):
     """A SQLite store behind a switch. The fault is simulated (an exception from write, as a network store that
     refuses connections gives); the locked-store test above is the real one."""
