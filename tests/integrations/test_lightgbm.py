@@ -203,3 +203,33 @@ def test_enable_before_the_first_import_in_a_fresh_process(tmp_path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert out.stdout.strip() == "['lightgbm.train', 'xgboost']"
+
+
+@pytest.mark.parametrize("buffer", [1 << 20, 64], ids=["one call", "too small: serialised again at its size"])
+def test_the_snapshot_is_the_text_lightgbm_gives(data, buffer: int) -> None:
+    """The model's text is taken with one C call into a buffer of our own (LightGBM's method serialises a model
+    over 1 MiB twice): it must equal ``model_to_string()``, with its defaults (the best iteration after early
+    stopping, pandas categories appended), also when the buffer is too small."""
+    import pandas as pd
+
+    from autolog.integrations.lightgbm import model_text
+
+    x, y, _, _ = data
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(x.shape[1])])
+    frame["colour"] = pd.Categorical(np.where(x[:, 0] > 0, "red", "blue"))
+    params = {**PARAMS, "learning_rate": 0.9, "num_leaves": 31, "min_data_in_leaf": 1}
+    booster = lgb.train(
+        params,
+        lgb.Dataset(frame[:200], y[:200]),
+        300,
+        valid_sets=[lgb.Dataset(frame[200:], y[200:])],
+        callbacks=[lgb.early_stopping(2, verbose=False)],
+        keep_training_booster=True,  # not cut at the best iteration: so the default num_iteration matters
+    )
+    assert 0 < booster.best_iteration < booster.current_iteration()
+    assert booster.pandas_categorical == [["blue", "red"]]
+    text = model_text(booster, buffer)
+    assert text == booster.model_to_string()
+    assert "pandas_categorical:" in text
+    reloaded = lgb.Booster(model_str=text)
+    np.testing.assert_allclose(reloaded.predict(frame[200:]), booster.predict(frame[200:]))
