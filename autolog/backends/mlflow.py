@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 from collections import Counter, OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -313,10 +313,7 @@ class MlflowBackend(Backend):
             rel = root.relative_to(local_dir).as_posix()
             return artifact_path if rel == "." else f"{artifact_path}/{rel}"
 
-        with ThreadPoolExecutor(min(UPLOAD_THREADS, len(files)), thread_name_prefix="autolog-upload") as pool:
-            sent = [pool.submit(repo.log_artifact, str(root / name), folder(root)) for root, name in files]
-        for done in sent:
-            done.result()  # the first failure is raised, after every upload has ended
+        _all_at_once([(repo.log_artifact, (str(root / name), folder(root))) for root, name in files], UPLOAD_THREADS)
 
     # -- runs ------------------------------------------------------------------------------------------------
     def _run_id(self, rec: RunRecords) -> str:
@@ -497,17 +494,63 @@ class MlflowBackend(Backend):
 
 
 @contextlib.contextmanager
-def _beside(function: Any, *args: Any) -> Any:
-    """Run ``function(*args)`` in a thread while the ``with`` body runs; leaving waits for it and raises its error
-    (the body's own error first)."""
-    with ThreadPoolExecutor(1, thread_name_prefix="autolog-beside") as pool:
-        done = pool.submit(function, *args)
+def _beside(function: Any, *args: Any) -> Iterator[None]:
+    """Run ``function(*args)`` in a thread of its own while the ``with`` body runs; leaving waits for it and raises
+    its error (the body's own error first). Where no thread can be started, it runs after the body.
+
+    Plain threads, not ``concurrent.futures``: a run that ends at exit is written from autolog's exit handler, and
+    Python refuses new work to its pools by then (their threads are joined before exit handlers run)."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
         try:
-            yield
-        finally:
-            wait = done.exception()  # waits; re-raised below only when the body itself raised nothing
-        if wait is not None:
-            raise wait
+            function(*args)
+        except BaseException as exc:  # noqa: BLE001 - raised in the writer's thread below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="autolog-beside", daemon=True)
+    try:
+        thread.start()
+        started = True
+    except RuntimeError:  # the interpreter is shutting down: no new thread
+        started = False
+    try:
+        yield
+    finally:
+        if started:
+            thread.join()
+    if not started:
+        function(*args)
+    elif errors:
+        raise errors[0]
+
+
+def _all_at_once(calls: list[tuple[Any, tuple[Any, ...]]], threads: int) -> None:
+    """Make every call, on up to ``threads`` threads (this one among them); the first error is raised once all have
+    ended. With no new thread to be had (exit), this thread makes them all."""
+    todo = iter(calls)  # shared: each call is taken once (a list iterator's next is atomic under the GIL)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        for function, args in todo:
+            try:
+                function(*args)
+            except BaseException as exc:  # noqa: BLE001 - raised in the writer's thread below
+                errors.append(exc)
+
+    helpers: list[threading.Thread] = []
+    for _ in range(min(threads, len(calls)) - 1):
+        helper = threading.Thread(target=work, name="autolog-upload", daemon=True)
+        try:
+            helper.start()
+        except RuntimeError:  # the interpreter is shutting down: no new thread
+            break
+        helpers.append(helper)
+    work()
+    for helper in helpers:
+        helper.join()
+    if errors:
+        raise errors[0]
 
 
 REQUEST_TIMEOUT = 30  # seconds one request to a tracking server may take (MLflow's default: 120)

@@ -414,3 +414,23 @@ def test_artifacts_go_beside_the_request_and_their_failure_is_the_writes() -> No
         pass
     with pytest.raises(ValueError, match="request refused"), _beside(fail):
         raise ValueError("request refused")
+
+
+def test_uploads_at_once_make_every_call_once_and_raise_the_first_error_after_all() -> None:
+    from autolog.backends.mlflow import _all_at_once
+
+    done: list[int] = []
+    lock = threading.Lock()
+    together = threading.Barrier(4, timeout=10)  # four calls at the same time, or the barrier breaks
+
+    def call(i: int) -> None:
+        if i < 4:
+            together.wait()
+        with lock:
+            done.append(i)
+        if i == 5:
+            raise OSError("refused: 5")
+
+    with pytest.raises(OSError, match="refused: 5"):
+        _all_at_once([(call, (i,)) for i in range(12)], 4)
+    assert sorted(done) == list(range(12))  # every call made once, the ones after the failure too

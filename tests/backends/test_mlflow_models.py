@@ -321,3 +321,37 @@ def test_the_links_are_not_printed_when_mlflow_is_told_not_to(
     assert autolog.flush(60)
     assert mlflow.search_runs(experiment_names=["exp-quiet"])["status"].iloc[0] == "FINISHED"
     assert "View run" not in capsys.readouterr().out
+
+
+def test_a_run_that_ends_at_exit_still_gets_its_model_into_mlflow(mlflow_uri: str, tmp_path: Path) -> None:
+    """A plain torch loop's run ends when the script exits: its model is saved and uploaded from autolog's exit
+    handler, after Python has closed ``concurrent.futures`` to new work (its pools refuse work once the
+    interpreter's threads have been joined, before the exit handlers run). The model must still arrive."""
+    script = f"""
+import torch, autolog
+autolog.enable(backend="mlflow+{mlflow_uri}", experiment="exp-ends-at-exit")
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for _ in range(3):
+    optimizer.zero_grad()
+    loss = torch.nn.functional.cross_entropy(model(torch.randn(16, 4)), torch.randint(0, 2, (16,)))
+    loss.backward()
+    optimizer.step()
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "AUTOLOG_TESTING": "0"},
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "not written" not in proc.stderr and "not stored" not in proc.stderr, proc.stderr
+    client = MlflowClient(mlflow_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("exp-ends-at-exit").experiment_id])
+    assert run.info.status == "FINISHED"
+    loaded = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert np.asarray(loaded.predict(np.zeros((3, 4), dtype=np.float32))).shape == (3, 2)
