@@ -16,13 +16,19 @@ import autolog
 from autolog import session
 from autolog.backends.sqlite import SqliteBackend
 
-CHILD = """
+WARM_UP = """
     import time, autolog
+    from autolog.records import Artifact
     autolog.enable("{uri}", flush_interval=0.05)
     with autolog.start_run("warm-up") as run:
         run.log_metrics({{"x": 1.0}}, step=0)
     print(run.id, flush=True)
     input()                                   # the parent now holds the store's write lock
+"""
+
+CHILD = (
+    WARM_UP
+    + """
     with autolog.start_run("during") as run:
         t0 = time.perf_counter()
         for i in range({n}):
@@ -30,15 +36,14 @@ CHILD = """
         took = time.perf_counter() - t0
         print(run.id, took, flush=True)
 """
+)
 
 
-def test_store_locked_by_another_process_training_goes_on_and_exit_is_bounded(tmp_path: Path) -> None:
-    """A real fault: another process holds the SQLite store's write lock through the run and past exit."""
-    db = tmp_path / "store" / "runs.db"
-    uri = f"sqlite:///{db}"
-    n = 50_000
+def child_past_warm_up(code: str) -> subprocess.Popen[str]:
+    """The child script started with a 1 s shutdown deadline; returns once its warm-up run is in the store (the
+    writer has its connection) and it waits for a line on stdin."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(CHILD.format(uri=uri, n=n))],
+        [sys.executable, "-c", textwrap.dedent(code)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -46,7 +51,17 @@ def test_store_locked_by_another_process_training_goes_on_and_exit_is_bounded(tm
         env={**os.environ, "AUTOLOG_SHUTDOWN_TIMEOUT": "1", "AUTOLOG_TESTING": "0"},
     )
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdout.readline()  # the warm-up run is in the store: the writer has its connection
+    proc.stdout.readline()
+    return proc
+
+
+def test_store_locked_by_another_process_training_goes_on_and_exit_is_bounded(tmp_path: Path) -> None:
+    """A real fault: another process holds the SQLite store's write lock through the run and past exit."""
+    db = tmp_path / "store" / "runs.db"
+    uri = f"sqlite:///{db}"
+    n = 50_000
+    proc = child_past_warm_up(CHILD.format(uri=uri, n=n))
+    assert proc.stdin is not None and proc.stdout is not None
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
@@ -76,18 +91,14 @@ def test_store_locked_by_another_process_training_goes_on_and_exit_is_bounded(tm
     assert store.get_run(run_id).status == "FINISHED"  # its end was in the spool: a finished run stays finished
 
 
-CHILD_ARTIFACT = """
-    import autolog
-    from autolog.records import Artifact
-    autolog.enable("{uri}", flush_interval=0.05)
-    with autolog.start_run("warm-up") as run:
-        run.log_metrics({{"x": 1.0}}, step=0)
-    print(run.id, flush=True)
-    input()                                   # the parent now holds the store's write lock
+CHILD_ARTIFACT = (
+    WARM_UP
+    + """
     with autolog.start_run("notes") as run:
         run.log_metrics({{"loss": 0.5}}, step=0)
         run.log_artifact(Artifact.of_bytes("notes.txt", b"kept in memory only"))
 """
+)
 
 
 def test_at_exit_what_the_spool_does_not_hold_is_counted_lost_not_said_to_wait_in_it(tmp_path: Path) -> None:
@@ -96,16 +107,7 @@ def test_at_exit_what_the_spool_does_not_hold_is_counted_lost_not_said_to_wait_i
     lost, in the message and in the drop report. The same real fault as above: a SQLite store locked past exit."""
     db = tmp_path / "store" / "runs.db"
     uri = f"sqlite:///{db}"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(CHILD_ARTIFACT.format(uri=uri))],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "AUTOLOG_SHUTDOWN_TIMEOUT": "1", "AUTOLOG_TESTING": "0"},
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    proc.stdout.readline()
+    proc = child_past_warm_up(CHILD_ARTIFACT.format(uri=uri))
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
