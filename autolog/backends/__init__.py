@@ -5,6 +5,7 @@ An entry point named after a URI scheme points at a callable taking the URI and 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -12,7 +13,7 @@ from typing import Any
 
 from autolog.backends.base import Backend, Limits, RunNotFound
 
-__all__ = ["Backend", "Limits", "RunNotFound", "known_schemes", "open_backend"]
+__all__ = ["Backend", "Limits", "RunNotFound", "known_schemes", "open_backend", "preload"]
 
 # scheme -> "module:callable(uri) -> Backend"; imported only when used.
 BUILTIN: dict[str, str] = {
@@ -22,6 +23,22 @@ BUILTIN: dict[str, str] = {
     "tensorboard": "autolog.backends.tensorboard:TensorBoardBackend",
     "jsonl": "autolog.backends.jsonl:JsonlBackend",
 }
+
+
+# Built-in local stores whose modules import in a few milliseconds (``sqlite3`` and the store's own): ``preload``
+# imports them when a framework is patched. Imported at the first write instead, they ran on the writer thread,
+# holding the GIL, in the first second of training. MLflow and TensorBoard stay lazy (seconds of imports).
+_PRELOADED = ("sqlite", "jsonl", "memory")
+
+
+def preload(spec: Any) -> None:
+    """Import the module of each built-in local store ``spec`` names. Nothing is opened or created (the store is
+    opened at the first write, as before), and a module that cannot be imported is left to that first write to
+    report."""
+    for uri in spec if isinstance(spec, (list, tuple)) else [spec]:
+        if isinstance(uri, str) and scheme_of(uri) in _PRELOADED:
+            with contextlib.suppress(ImportError):
+                _load(BUILTIN[scheme_of(uri)])
 
 
 def scheme_of(uri: str) -> str:

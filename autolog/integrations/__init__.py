@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import wrapt
 
-from autolog import _errors, session
+from autolog import _errors, backends, session
 from autolog.options import Options
 from autolog.patching import registry
 
@@ -170,6 +170,8 @@ def _enable_one(name: str, target: str, module_name: str) -> None:
         return
     integration.patch(module_name)
     _active.add((name, module_name))
+    # A framework is here, so a training may follow: the store's modules now, not on the writer in its first second
+    _errors.firewall("backend:preload", backends.preload, session.options().backend)
 
 
 def _disable_one(name: str) -> None:

@@ -113,6 +113,26 @@ def test_enable_after_a_framework_was_imported_patches_it_at_once() -> None:
     assert "sklearn" in proc.stdout or "[]" in proc.stdout  # [] only while the sklearn integration is absent
 
 
+def test_a_patched_framework_brings_the_local_stores_modules_and_opens_nothing(tmp_path: Path) -> None:
+    """The store's modules are imported when a framework is patched, not by the writer in the first second of
+    training (where they held the GIL); the store itself is still opened at the first write, and a server store's
+    heavy client is not imported ahead."""
+    pytest.importorskip("sklearn")
+    code = f"""
+        import sys, json
+        import autolog
+        autolog.enable(backend=["sqlite:///{tmp_path / "runs.db"}", "mlflow+http://127.0.0.1:9"])
+        before = "autolog.backends.sqlite" in sys.modules
+        import sklearn.linear_model
+        print(json.dumps([before, "autolog.backends.sqlite" in sys.modules, "sqlite3" in sys.modules,
+                          "mlflow" in sys.modules]))
+    """
+    proc = run_script(code)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [False, True, True, False]
+    assert not (tmp_path / "runs.db").exists()
+
+
 def test_uncaught_exception_ends_the_open_run_failed(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     code = f"""
