@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+import types
 import warnings
+from typing import Any
 
 import pytest
 
@@ -208,3 +211,38 @@ def test_user_started_run_is_joined_and_not_ended(memory_store: MemoryBackend) -
         assert len(memory_store.runs) == 1
     finally:
         registry.revert("test")
+
+
+def test_a_patched_module_function_is_called_and_bound_as_the_function_itself() -> None:
+    """A module's plain function gets wrapt's wrapper with the binding that skips a failed ``__self__`` lookup at
+    each call (the torch loop's losses, ``backward``): it must still pass ``instance=None`` when called from the
+    module, and bind like the function when read through a class (a user's ``loss = F.cross_entropy`` in a class
+    body), with the user's arguments unchanged."""
+    module = types.ModuleType("fake_framework")
+
+    def loss(a: Any, b: Any = 2) -> tuple[Any, Any]:
+        return (a, b)
+
+    module.loss = loss
+
+    class Holder:
+        fn = loss
+
+    holder = Holder()
+    unpatched = [module.loss(1), module.loss(1, b=3), holder.fn(), Holder.fn(5)]
+    seen: list[Any] = []
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        seen.append((instance, args, kwargs))
+        return wrapped(*args, **kwargs)
+
+    registry.patch("test", module, "loss", wrapper)
+    try:
+        Holder.fn = module.loss  # as a class body would read it after patching
+        assert [module.loss(1), module.loss(1, b=3), holder.fn(), Holder.fn(5)] == unpatched
+        assert seen == [(None, (1,), {}), (None, (1,), {"b": 3}), (holder, (), {}), (None, (5,), {})]
+        assert inspect.signature(module.loss) == inspect.signature(loss)
+        assert module.loss.__wrapped__ is loss
+    finally:
+        registry.revert("test")
+    assert module.loss is loss
