@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 NAME = "torch"
 SITE_STEP = _errors.register_site("torch:optimizer_step")
 SITE_END = _errors.register_site("torch:run_end")
+SITE_CAPTURE = "torch:loss_capture"  # not a firewall site: the loss and backward() wrappers report their own errors
 _MAX_PENDING = 256  # losses computed with grad and no optimizer step yet: bounded (inference with grad never steps)
 _MAX_BACKWARD = 64  # tensors backward() was called on since the last step: bounded (a loop without torch.optim)
 _MAX_SEEN = 4096  # modules remembered while looking for the model
@@ -181,17 +182,26 @@ def _loss_wrapper(name: str) -> Any:
         # The full gate runs at the step; here only what is cheap. Losses never followed by a step fall off the
         # bounded deque. Inside torch.compile's tracing the result is a fake tensor, and this code does not run
         # when the compiled graph does: such a loss is found by its backward() instead.
-        if (
-            getattr(result, "requires_grad", False)
-            and enabled()
-            and loop.stand_down <= 0
-            and (type(result) is tensor_type or not _traced(result))
-            and not is_compiling()
-        ):
-            pending.append((name, result.detach()))  # no sync: the writer reads it
+        try:
+            if (
+                getattr(result, "requires_grad", False)
+                and enabled()
+                and loop.stand_down <= 0
+                and (type(result) is tensor_type or not _traced(result))
+                and not is_compiling()
+            ):
+                pending.append((name, result.detach()))  # no sync: the writer reads it
+        except Exception as exc:  # noqa: BLE001 - ours, after the user's call returned: never raised into training
+            _capture_error(exc)
         return result
 
     return wrapper
+
+
+def _capture_error(exc: BaseException) -> None:
+    """An error of ours after a wrapped loss or ``backward()`` returned (a tensor subclass whose attributes raise):
+    counted and warned, raised in test mode; the user's result is returned all the same."""
+    _errors.internal_error(SITE_CAPTURE, exc)
 
 
 def _traced(tensor: Any) -> bool:
@@ -216,6 +226,13 @@ def _backward_wrapper(tensor_type: Any) -> Any:
         if len(pending) == 1:  # the common case: the step's one torch.nn loss is its loss; this scalar is not needed
             backward.append(None)  # (but the call is counted: accumulated gradients are several calls)
             return result
+        try:
+            _keep_backward(args, kwargs)
+        except Exception as exc:  # noqa: BLE001 - ours, after the user's call returned: never raised into training
+            _capture_error(exc)
+        return result
+
+    def _keep_backward(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         tensor: Any = args[0] if args else kwargs.get("tensors")
         if (
             (type(tensor) is tensor_type or (isinstance(tensor, tensor_type) and not _traced(tensor)))
@@ -229,7 +246,6 @@ def _backward_wrapper(tensor_type: Any) -> Any:
                 tensor = scaled[1]
                 loop.scaled = None
             backward.append(tensor.detach())
-        return result
 
     return wrapper
 

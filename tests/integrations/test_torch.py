@@ -753,3 +753,32 @@ def test_distributed_two_ranks_one_run_with_rank_zero_losses(tmp_path: Path, lau
 
     assert runs == [("FINISHED",)] and rank == ([("0",)] if launcher == "torchrun" else [])  # the launcher's RANK
     assert logged == computed(0) and computed(1) != computed(0)
+
+
+class BrokenRequiresGrad(torch.Tensor):
+    """A user's tensor subclass whose ``requires_grad`` property raises: the loss wrapper's own check of the result
+    fails, as a bug of ours after the user's call would."""
+
+    @property
+    def requires_grad(self) -> bool:  # type: ignore[override]
+        raise RuntimeError("a broken requires_grad")
+
+
+def test_an_error_after_the_users_loss_call_is_counted_and_the_loss_returned(
+    memory_store: MemoryBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autolog import _errors
+
+    monkeypatch.setenv("AUTOLOG_TESTING", "0")  # as a user runs it: swallowed, counted, warned
+    before = _errors.errors["torch:loss_capture"]
+    x = torch.randn(4, 2, requires_grad=True).as_subclass(BrokenRequiresGrad)
+    target = torch.zeros(4, 2)
+    with pytest.warns(autolog.AutologWarning, match="torch:loss_capture"):
+        result = torch.nn.functional.mse_loss(x, target)
+    assert type(result) is BrokenRequiresGrad
+    assert torch.Tensor.requires_grad.__get__(result) is True  # the user's loss itself, its graph kept
+    assert torch.equal(result.as_subclass(torch.Tensor), ((x.as_subclass(torch.Tensor) - target) ** 2).mean())
+    assert _errors.errors["torch:loss_capture"] == before + 1
+    monkeypatch.setenv("AUTOLOG_TESTING", "1")  # the suite's mode: raised, so that no bug of ours goes unseen
+    with pytest.raises(_errors.AutologInternalError, match="a broken requires_grad"):
+        torch.nn.functional.mse_loss(x, target)
