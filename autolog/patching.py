@@ -57,10 +57,7 @@ class Registry:
             target = original if original is not _MISSING else _inherited(owner, name)
             if isinstance(target, wrapt.FunctionWrapper) and getattr(target, "_self_autolog", False):
                 return None  # already ours (a base class we patched): patching again would log twice
-            if isinstance(owner, ModuleType) and isinstance(target, FunctionType):
-                wrapped: wrapt.FunctionWrapper = _ModuleFunctionWrapper(target, wrapper)
-            else:
-                wrapped = wrapt.FunctionWrapper(target, wrapper)  # type: ignore[arg-type]
+            wrapped = _function_wrapper(owner, target, wrapper)
             wrapped._self_autolog = True  # type: ignore[attr-defined]
             setattr(owner, name, wrapped)
             patch = Patch(integration, owner, name, original, wrapped)
@@ -100,6 +97,17 @@ class _ModuleFunctionWrapper(wrapt.FunctionWrapper):  # type: ignore[misc]
 
     def __init__(self, wrapped: FunctionType, wrapper: Callable[..., Any]) -> None:
         super(wrapt.FunctionWrapper, self).__init__(wrapped, None, wrapper, None, "staticmethod")  # type: ignore[call-arg]
+
+
+def _function_wrapper(owner: Any, target: Any, wrapper: Callable[..., Any]) -> wrapt.FunctionWrapper:
+    """wrapt's wrapper of ``target``: the one without the per-call lookup for a module's plain function, unless this
+    wrapt's base initialiser no longer takes the binding (then its plain ``FunctionWrapper``, as before)."""
+    if isinstance(owner, ModuleType) and isinstance(target, FunctionType):
+        try:
+            return _ModuleFunctionWrapper(target, wrapper)
+        except TypeError:
+            pass
+    return wrapt.FunctionWrapper(target, wrapper)  # type: ignore[arg-type]
 
 
 def _inherited(owner: Any, name: str) -> Any:

@@ -8,6 +8,7 @@ import warnings
 from typing import Any
 
 import pytest
+import wrapt
 
 import autolog
 from autolog import _errors, runs
@@ -243,6 +244,31 @@ def test_a_patched_module_function_is_called_and_bound_as_the_function_itself() 
         assert seen == [(None, (1,), {}), (None, (1,), {"b": 3}), (holder, (), {}), (None, (5,), {})]
         assert inspect.signature(module.loss) == inspect.signature(loss)
         assert module.loss.__wrapped__ is loss
+    finally:
+        registry.revert("test")
+    assert module.loss is loss
+
+
+def test_a_wrapt_whose_base_takes_no_binding_gets_its_plain_function_wrapper(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later wrapt could change its base initialiser, which ``_ModuleFunctionWrapper`` calls with a binding; the
+    patch must then still land, as wrapt's plain ``FunctionWrapper``. (A wrapt that does not exist yet cannot be
+    installed: its refusal is stood in for by a TypeError.)"""
+    from autolog import patching
+
+    def refused(wrapped: Any, wrapper: Any) -> Any:
+        raise TypeError("__init__() takes at most 3 arguments")
+
+    monkeypatch.setattr(patching, "_ModuleFunctionWrapper", refused)
+    module = types.ModuleType("fake_framework")
+
+    def loss(a: Any) -> Any:
+        return a * 2
+
+    module.loss = loss
+    registry.patch("test", module, "loss", lambda wrapped, instance, args, kwargs: wrapped(*args, **kwargs) + 1)
+    try:
+        assert type(module.loss) is wrapt.FunctionWrapper
+        assert module.loss(3) == 7
     finally:
         registry.revert("test")
     assert module.loss is loss
