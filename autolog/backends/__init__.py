@@ -36,9 +36,10 @@ def preload(spec: Any) -> None:
     opened at the first write, as before), and a module that cannot be imported is left to that first write to
     report."""
     for uri in spec if isinstance(spec, (list, tuple)) else [spec]:
-        if isinstance(uri, str) and scheme_of(uri) in _PRELOADED:
+        scheme = scheme_of(uri) if isinstance(uri, str) else None
+        if scheme in _PRELOADED:
             with contextlib.suppress(ImportError):
-                _load(BUILTIN[scheme_of(uri)])
+                _load(BUILTIN[scheme])
 
 
 def scheme_of(uri: str) -> str:
