@@ -103,6 +103,7 @@ class _State:
         self.interrupted = False
         self.lr_step = -1
         self.lr_monitor = False  # the user's LearningRateMonitor logs the learning rates: not twice under one key
+        self.lr_names: tuple[tuple[int, ...], list[tuple[str, Any]]] = ((), [])  # the optimizers' ids, their lr keys
         self.done: set[str] = set()
         self.link: _Link | None = None
         self.pid = os.getpid()  # another pid: a forked worker (strategy="ddp_fork" / "ddp_notebook")
@@ -278,10 +279,15 @@ def _build(package: str) -> tuple[type, type]:
         def __init__(self) -> None:
             self._state = _State()
             self._stood_down = False
+            _skip_unused_hooks(self, pl.Callback)
 
         def __getstate__(self) -> dict[str, Any]:
             # the state itself, so that a spawned worker's logger and callback share one copy (pickle's memo)
             return {"_state": self._state, "_stood_down": False}
+
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            self.__dict__.update(state)
+            _skip_unused_hooks(self, pl.Callback)
 
         def _bind(self, trainer: Any) -> _State | None:
             if not self._stood_down:
@@ -339,8 +345,12 @@ def _build(package: str) -> tuple[type, type]:
             n = session.options().log_every_n_steps
             if n > 1 and step % n:
                 return
+            optimizers = trainer.optimizers
+            ids = tuple(map(id, optimizers))  # (the names below hold the optimizers: their ids are not reused)
+            if ids != state.lr_names[0]:
+                state.lr_names = (ids, _lr_names(optimizers))
             lrs = {}
-            for key, opt in _lr_names(trainer):
+            for key, opt in state.lr_names[1]:
                 for i, group in enumerate(opt.param_groups):
                     lrs[key if len(opt.param_groups) == 1 else f"{key}/pg{i}"] = group["lr"]
             if lrs:
@@ -385,6 +395,35 @@ def _build(package: str) -> tuple[type, type]:
     return AutologLogger, AutologCallback
 
 
+# Hooks Lightning calls for every callback at every batch (or every optimizer step) and ours does not use.
+UNUSED_BATCH_HOOKS = (
+    "on_train_batch_end",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "on_before_zero_grad",
+    "on_validation_batch_start",
+    "on_validation_batch_end",
+    "on_test_batch_start",
+    "on_test_batch_end",
+    "on_predict_batch_start",
+    "on_predict_batch_end",
+)
+
+
+def _skip_unused_hooks(callback: Any, base: type) -> None:
+    """Have Lightning pass over the per-batch hooks ``callback`` does not use.
+
+    Lightning calls each hook of each callback, the base class's no-op ones included, inside a profiler context (a
+    dozen Python calls a hook: five hooks a training step cost more than all of autolog's own work in the step). It
+    skips a hook that is not callable. So each unused one is None on the instance. A subclass that defines one keeps
+    it, and ``super()`` in a subclass still finds the no-op method, on the class."""
+    for name in UNUSED_BATCH_HOOKS:
+        method = getattr(base, name, None)
+        if method is not None and getattr(type(callback), name, None) is method:
+            setattr(callback, name, None)
+
+
 def _log_setup(run: runs.ActiveRun, trainer: Any, pl_module: Any) -> None:
     params: dict[str, Any] = {}
     for name in TRAINER_SETTINGS:
@@ -425,10 +464,10 @@ def _logger_step(trainer: Any) -> int:
     return trainer.global_step if step is None else int(step)
 
 
-def _lr_names(trainer: Any) -> list[tuple[str, Any]]:
+def _lr_names(optimizers: list[Any]) -> list[tuple[str, Any]]:
     names: list[tuple[str, Any]] = []
     seen: dict[str, int] = {}
-    for opt in trainer.optimizers:
+    for opt in optimizers:
         base = f"lr-{type(opt).__name__}"
         seen[base] = seen.get(base, 0) + 1
         names.append((base if seen[base] == 1 else f"{base}-{seen[base] - 1}", opt))

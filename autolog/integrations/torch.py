@@ -184,9 +184,9 @@ def _loss_wrapper(name: str) -> Any:
         # when the compiled graph does: such a loss is found by its backward() instead.
         try:
             if (
-                getattr(result, "requires_grad", False)
+                loop.stand_down <= 0  # first: under Lightning, the one check made
+                and getattr(result, "requires_grad", False)
                 and enabled()
-                and loop.stand_down <= 0
                 and (type(result) is tensor_type or not _traced(result))
                 and not is_compiling()
             ):
@@ -226,6 +226,8 @@ def _backward_wrapper(tensor_type: Any) -> Any:
         if len(pending) == 1:  # the common case: the step's one torch.nn loss is its loss; this scalar is not needed
             backward.append(None)  # (but the call is counted: accumulated gradients are several calls)
             return result
+        if loop.stand_down > 0:  # Lightning drives the loop (its losses are never pending: the common case there)
+            return result
         try:
             _keep_backward(args, kwargs)
         except Exception as exc:  # noqa: BLE001 - ours, after the user's call returned: never raised into training
@@ -238,7 +240,6 @@ def _backward_wrapper(tensor_type: Any) -> Any:
             (type(tensor) is tensor_type or (isinstance(tensor, tensor_type) and not _traced(tensor)))
             and tensor.numel() == 1
             and enabled()
-            and loop.stand_down <= 0
             and not is_compiling()
         ):
             scaled = loop.scaled

@@ -240,6 +240,73 @@ def test_the_users_learning_rate_monitor_is_not_doubled(memory_store: MemoryBack
     assert history(run.id, "lr-SGD") == rows  # the monitor's values, once each, as the user's logger got them
 
 
+class HookRecorder(L.profilers.PassThroughProfiler):
+    """Lightning's profiler sees each callback hook it calls (``[Callback]<state key>.<hook>``): the test's record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.actions: list[str] = []
+
+    def start(self, action_name: str) -> None:
+        self.actions.append(action_name)
+
+
+class ListensAfterBackward(L.Callback):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def on_after_backward(self, trainer: Any, pl_module: Any) -> None:
+        self.calls += 1
+
+
+def test_lightning_calls_none_of_our_callbacks_unused_per_batch_hooks(
+    memory_store: MemoryBackend, tmp_path: Path
+) -> None:
+    """Each hook Lightning calls on a callback costs a profiler context: ours get only the hooks they use."""
+    profiler = HookRecorder()
+    user = ListensAfterBackward()
+    trainer(tmp_path, max_epochs=1, profiler=profiler, callbacks=[user]).fit(Module(), datamodule=Data())
+    ours = [a for a in profiler.actions if a.startswith("[Callback]AutologCallback")]
+    assert sorted({a.rsplit(".", 1)[1] for a in ours} & set(al.UNUSED_BATCH_HOOKS)) == []
+    assert ours.count("[Callback]AutologCallback.on_train_batch_start") == 3  # the one it uses, each batch
+    assert user.calls == 3  # the user's callback gets the same hook, as always
+    (run,) = autolog.search_runs()
+    assert [s for s, _ in history(run.id, "lr-SGD")] == [0, 1, 2]
+
+
+def test_a_subclass_of_our_callback_keeps_the_hooks_it_defines(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    class Mine(al.AutologCallback):  # type: ignore[misc, valid-type]
+        def on_train_batch_end(self, *args: Any) -> None:
+            super().on_train_batch_end(*args)  # the base class's no-op, still there
+            calls.append("end")
+
+    autolog.enable(backend="memory:subclass", sync=True)
+    autolog.disable()
+    mine = Mine()
+    assert mine.on_after_backward is None and mine.on_train_batch_end is not None
+    trainer(tmp_path, max_epochs=1, callbacks=[mine]).fit(Module(), datamodule=Data())
+    assert calls == ["end"] * 3
+
+
+class SwapsOptimizer(L.Callback):
+    """Replaces the trainer's optimizer after the first epoch: the learning rates logged are the new one's."""
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.current_epoch == 1:
+            trainer.optimizers = [torch.optim.Adam(pl_module.parameters(), lr=0.003)]
+
+
+def test_learning_rates_follow_an_optimizer_replaced_during_the_fit(
+    memory_store: MemoryBackend, tmp_path: Path
+) -> None:
+    trainer(tmp_path, callbacks=[SwapsOptimizer()]).fit(Module(), datamodule=Data())
+    (run,) = autolog.search_runs()
+    assert history(run.id, "lr-SGD") == [(0, 0.1), (1, 0.1), (2, 0.1)]
+    assert history(run.id, "lr-Adam") == [(3, 0.003), (4, 0.003), (5, 0.003)]
+
+
 def test_a_fit_after_a_plain_torch_loop_is_a_run_of_its_own(memory_store: MemoryBackend, tmp_path: Path) -> None:
     """The plain loop's run spans the script (ambient); a Lightning fit after it is its own run, as without the loop."""
     net = torch.nn.Linear(4, 2)
