@@ -4,7 +4,9 @@ Modes (each in a fresh process through the runner, alternated):
 - ``none``: ``Trainer(logger=False)``, no autologging;
 - ``autolog``: ``autolog.enable()`` (SQLite store in a temp dir), ``logger=False``: ours is the only logger;
 - ``mlflow``: ``mlflow.pytorch.autolog()`` into a local file store (it adds its own logger);
-- ``csv``: Lightning's ``CSVLogger``.
+- ``csv``: Lightning's ``CSVLogger``;
+- ``null_logger``: a control, a Lightning ``Logger`` that does nothing: what Lightning itself does for any logger
+  (the values turned into numbers and handed over each logging step), which ``logger=False`` skips.
 
 Every mode uses ``log_every_n_steps=1`` so that each step's value reaches the loggers, no checkpointing, no
 progress bar, no model summary. Only ``trainer.fit`` is timed.
@@ -33,7 +35,7 @@ import _counting
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", required=True, choices=("none", "autolog", "mlflow", "csv"))
+    parser.add_argument("--mode", required=True, choices=("none", "autolog", "mlflow", "csv", "null_logger"))
     parser.add_argument("--steps", type=int, default=2048)
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks for an opt-in to the file store
@@ -75,6 +77,18 @@ def main() -> None:
     logger: Any = False
     if args.mode == "csv":
         logger = L.loggers.CSVLogger(str(tmp / "csv"))
+    if args.mode == "null_logger":
+
+        class NullLogger(L.loggers.Logger):  # type: ignore[misc]
+            name, version = "null", "0"
+
+            def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+                pass
+
+            def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+                pass
+
+        logger = NullLogger()
     trainer = L.Trainer(
         max_steps=args.steps,
         logger=logger,
