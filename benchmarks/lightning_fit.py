@@ -12,6 +12,12 @@ Every mode uses ``log_every_n_steps=1`` so that each step's value reaches the lo
 progress bar, no model summary. Only ``trainer.fit`` is timed.
 
     python benchmarks/runner.py --modes none,autolog,mlflow,csv --repeats 5 benchmarks/lightning_fit.py
+
+``--alternate N`` (with ``--mode autolog``) times N rounds of two fits in one process instead, autolog enabled and
+disabled in turn (which comes first alternates), each on a new model and trainer: a pair shares the process's
+warm caches and the machine's speed of the moment, which fresh processes here do not (no-logger fits alone spread
+±30 % between processes). Disabled, what autolog leaves in the process is its patches, which let each call through
+after one check. Prints each round and the median of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import argparse
 import json
 import logging
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -37,6 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", required=True, choices=("none", "autolog", "mlflow", "csv", "null_logger"))
     parser.add_argument("--steps", type=int, default=2048)
+    parser.add_argument("--alternate", type=int, default=0, help="rounds of autolog on / off in this process")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks for an opt-in to the file store
     tmp = Path(tempfile.mkdtemp(prefix="autolog-bench-"))
@@ -89,17 +97,21 @@ def main() -> None:
                 pass
 
         logger = NullLogger()
-    trainer = L.Trainer(
-        max_steps=args.steps,
-        logger=logger,
-        log_every_n_steps=1,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        devices=1,
-        default_root_dir=str(tmp),
-    )
+    trainer_kwargs: dict[str, Any] = {
+        "max_steps": args.steps,
+        "logger": logger,
+        "log_every_n_steps": 1,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "accelerator": "cpu",
+        "devices": 1,
+        "default_root_dir": str(tmp),
+    }
+    trainer = L.Trainer(**trainer_kwargs)
+    if args.alternate:
+        _alternate(args.alternate, lambda: (L.Trainer(**trainer_kwargs), MLP()), loader, f"sqlite:///{tmp / 'runs.db'}")
+        return
     model = MLP()
     _counting.start()
     t0 = time.perf_counter()
@@ -107,6 +119,27 @@ def main() -> None:
     seconds = time.perf_counter() - t0
     _counting.stop()
     print(json.dumps({"seconds": seconds, "per_step_us": seconds / args.steps * 1e6}))
+
+
+def _alternate(rounds: int, make: Any, loader: Any, backend: str) -> None:
+    import autolog
+
+    ratios = []
+    for r in range(rounds):
+        seconds = {}
+        for on in (True, False) if r % 2 else (False, True):
+            if on:
+                autolog.enable(backend=backend)  # the same store and settings each time
+            else:
+                autolog.disable()
+            trainer, model = make()
+            t0 = time.perf_counter()
+            trainer.fit(model, loader)
+            seconds[on] = time.perf_counter() - t0
+        autolog.flush(60)  # the round's records written before the next round is timed
+        ratios.append(seconds[True] / seconds[False])
+        print(f"round {r + 1}: on {seconds[True]:.3f} s, off {seconds[False]:.3f} s, ratio {ratios[-1]:.4f}")
+    print(json.dumps({"median_ratio": statistics.median(ratios), "ratios": ratios}))
 
 
 if __name__ == "__main__":
