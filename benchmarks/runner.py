@@ -9,12 +9,6 @@ A workload is a Python script that takes ``--mode NAME``, does its set-up, times
 
 Options may come before or after the script; everything after ``--`` is passed to the script unchanged.
 
-``--side-by-side`` (two modes) starts each round's two runs at the same moment, each moved onto a CPU of its own
-(which mode gets CPU 0 swaps every round): a pair then shares the machine's speed of that moment, which runs one
-after the other here do not (this machine's speed drifts ±30 % within minutes). The price: each run has one CPU, so
-a mode with a background thread (autolog's writer) runs it on the training's own CPU instead of beside it, which
-counts against that mode; and the two runs share the caches and memory bandwidth.
-
 prints the median of each mode, the ratio of each mode's median to the first mode's with a 95 % bootstrap interval
 (the runs of each mode resampled, 2,000 times, seeded), the median of the paired ratios (each run over the baseline
 run of the same round), and a Markdown table that can be pasted into RESULTS.md (``--markdown FILE`` appends it with
@@ -37,32 +31,15 @@ from pathlib import Path
 
 
 def run_once(script: str, mode: str, extra: list[str], env: dict[str, str]) -> dict[str, float]:
-    return finish(start(script, mode, extra, env))
-
-
-def start(
-    script: str, mode: str, extra: list[str], env: dict[str, str], cpu: int | None = None
-) -> subprocess.Popen[str]:
-    """A run of ``script`` in ``mode``, started; moved onto one CPU when ``cpu`` is given (from its start-up on, long
-    before its timed part)."""
     cmd = [sys.executable, script, "--mode", mode, *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    if cpu is not None:
-        os.sched_setaffinity(proc.pid, {cpu})
-    return proc
-
-
-def finish(proc: subprocess.Popen[str]) -> dict[str, float]:
-    """The result line of a started run (its last JSON line)."""
-    stdout, stderr = proc.communicate()
-    cmd = " ".join(str(a) for a in proc.args) if isinstance(proc.args, list) else str(proc.args)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
-        raise SystemExit(f"{cmd} failed ({proc.returncode}):\n{stdout[-2000:]}\n{stderr[-4000:]}")
-    for line in reversed(stdout.strip().splitlines()):
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    for line in reversed(proc.stdout.strip().splitlines()):
         line = line.strip()
         if line.startswith("{"):
             return json.loads(line)  # type: ignore[no-any-return]
-    raise SystemExit(f"{cmd} printed no JSON result line:\n{stdout[-2000:]}")
+    raise SystemExit(f"{' '.join(cmd)} printed no JSON result line:\n{proc.stdout[-2000:]}")
 
 
 def machine() -> str:
@@ -86,11 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", help="append the result table to this file")
     parser.add_argument("--raw", help="write every run's result (JSON, by mode and round) to this file")
     parser.add_argument("--title", default=None)
-    parser.add_argument(
-        "--side-by-side",
-        action="store_true",
-        help="two modes: each round starts both at once, each on a CPU of its own (swapped every round)",
-    )
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
@@ -105,18 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             run_once(args.script, mode, extra, env)
     results: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
     started = time.time()
-    if args.side_by_side and len(modes) != 2:
-        raise SystemExit("--side-by-side compares two modes")
     for i in range(args.repeats):
-        order = modes if i % 2 == 0 else list(reversed(modes))  # A B C, C B A: no mode always goes first
-        if args.side_by_side:  # the first of this round's order on CPU 0, the other on CPU 1
-            procs = [start(args.script, mode, extra, env, cpu) for cpu, mode in enumerate(order)]
-            for mode, proc in zip(order, procs, strict=True):
-                results[mode].append(finish(proc))
-        else:
-            for mode in order:
-                results[mode].append(run_once(args.script, mode, extra, env))
-        for mode in order:
+        for mode in modes if i % 2 == 0 else list(reversed(modes)):  # A B C, C B A: no mode always goes first
+            results[mode].append(run_once(args.script, mode, extra, env))
             print(f"  round {i + 1}/{args.repeats} {mode}: {results[mode][-1]['seconds']:.4f}s", file=sys.stderr)
     table = render(args, modes, results, time.time() - started)
     print(table)
@@ -157,11 +120,8 @@ def render(args: argparse.Namespace, modes: list[str], results: dict[str, list[d
         "",
         f"`python benchmarks/runner.py {args.script} --modes {args.modes}"
         + f" --repeats {args.repeats} --warmup {args.warmup}"
-        + (" --side-by-side" if args.side_by_side else "")
         + (f" -- {' '.join(args.extra)}`" if args.extra else "`"),
-        f"({args.repeats} fresh processes per mode, "
-        + ("two at once, one a CPU, swapped" if args.side_by_side else "alternated")
-        + f"; {machine()}; took {took:.0f}s)",
+        f"({args.repeats} fresh processes per mode, alternated; {machine()}; took {took:.0f}s)",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
